@@ -1,0 +1,45 @@
+# etl: `make etl` runs the pipeline on etl.toml; `make test` runs the tests. Both set up .venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help setup etl test test-fast bench lint format notebooks clean
+
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP) ## Create .venv and install etl with its dev extras
+
+etl: $(STAMP) ## Run the whole pipeline on etl.toml (generates sample inputs when missing)
+	$(BIN)/etl run --config etl.toml
+
+test: $(STAMP) ## Run the test suite (slow tests included)
+	$(BIN)/pytest
+
+test-fast: $(STAMP) ## Run the tests, skipping those marked slow
+	$(BIN)/pytest -m "not slow"
+
+bench: $(STAMP) ## Run the benchmarks; tables go to benchmarks/results/
+	$(BIN)/python -m benchmarks
+
+lint: $(STAMP) ## Check code style with ruff
+	$(BIN)/ruff check etl tests benchmarks
+	$(BIN)/ruff format --check etl tests benchmarks
+
+format: $(STAMP) ## Reformat the code with ruff
+	$(BIN)/ruff check --fix etl tests benchmarks
+	$(BIN)/ruff format etl tests benchmarks
+
+notebooks: $(STAMP) ## Start Jupyter Lab on notebooks/
+	$(BIN)/jupyter lab notebooks/
+
+clean: ## Remove everything produced under data/ (keeps .venv)
+	find data -mindepth 1 ! -name .gitkeep -exec rm -rf {} +

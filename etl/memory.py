@@ -1,0 +1,100 @@
+"""The memory budget and the RSS monitor."""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass
+
+import psutil
+
+from etl.errors import ConfigError
+
+MB = 1024 * 1024
+_UNITS = {"": 1, "B": 1, "KB": 1024, "KIB": 1024, "MB": MB, "MIB": MB, "GB": 1024 * MB, "GIB": 1024 * MB,
+          "TB": 1024 * 1024 * MB, "TIB": 1024 * 1024 * MB}
+# What a Python process with pyarrow, duckdb and polars imported holds before any data.
+BASELINE_BYTES = 120 * MB
+# DuckDB's real RSS runs 70-170 MB above its memory_limit setting (allocator, metadata, thread stacks).
+DUCKDB_OVERHEAD_BYTES = 170 * MB
+
+
+def parse_size(text: str | int) -> int:
+    """Parse '512MB', '1GB', '1.5GiB' or a byte count into bytes (powers of 1024, as DuckDB does)."""
+    if isinstance(text, int):
+        return text
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", str(text))
+    if not m or m.group(2).upper() not in _UNITS:
+        raise ConfigError(f"invalid size {text!r}", hint="Write it like 512MB or 2GB")
+    return int(float(m.group(1)) * _UNITS[m.group(2).upper()])
+
+
+def format_size(n: int) -> str:
+    return f"{n / MB:.0f}MB"
+
+
+def duckdb_memory_limit(budget: int) -> int:
+    """The memory_limit to give DuckDB so that the whole process stays within the budget."""
+    return max(64 * MB, min(int(budget * 0.6), budget - BASELINE_BYTES - DUCKDB_OVERHEAD_BYTES))
+
+
+def working_bytes(budget: int) -> int:
+    """Bytes a Python-side stage may hold in flight (its batches, buffers, row groups)."""
+    return max(16 * MB, budget - BASELINE_BYTES) // 4
+
+
+def batch_rows(budget: int, row_bytes: int, *, cap: int = 1_000_000) -> int:
+    """Rows per batch for records of about row_bytes each, so a batch stays within its share of the budget."""
+    return max(1024, min(cap, working_bytes(budget) // 4 // max(1, row_bytes)))
+
+
+@dataclass
+class RssMonitor:
+    """Samples this process's RSS in a background thread while a step runs; `peak` holds the maximum."""
+
+    interval: float = 0.02
+    peak: int = 0
+
+    def __post_init__(self) -> None:
+        self._proc = psutil.Process()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def sample(self) -> int:
+        rss = self._proc.memory_info().rss
+        self.peak = max(self.peak, rss)
+        return rss
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.sample()
+
+    def __enter__(self) -> RssMonitor:
+        self.peak = 0
+        self.sample()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="rss-monitor", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join()
+        self.sample()
+
+    @property
+    def peak_mb(self) -> float:
+        return round(self.peak / MB, 1)
+
+
+def peak_rss_since_start() -> int:
+    """The process's lifetime peak RSS (Linux VmHWM), which catches spikes between samples."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return psutil.Process().memory_info().rss

@@ -1,0 +1,1 @@
+"""Where converted data goes: Parquet files, the DuckDB warehouse, PostgreSQL."""

@@ -1,0 +1,134 @@
+"""The Parquet sink: bounded row groups, zstd, lineage columns, atomic files."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+MB = 1024 * 1024
+TMP_SUFFIX = ".tmp"
+DEFAULT_ROW_GROUP_BYTES = 64 * MB
+
+
+@dataclass
+class WriteResult:
+    rows: int
+    bytes: int
+    path: Path
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_path(final: Path) -> Iterator[Path]:
+    """Yield a temporary path beside `final`; on success fsync it and rename it into place, else remove it."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(final.name + TMP_SUFFIX)
+    tmp.unlink(missing_ok=True)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, final)
+        fsync_dir(final.parent)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def remove_partials(root: Path) -> list[Path]:
+    """Delete temporary files an interrupted run left under root; return what was removed."""
+    removed = []
+    if Path(root).exists():
+        for p in Path(root).rglob(f"*{TMP_SUFFIX}"):
+            if p.is_file():
+                p.unlink(missing_ok=True)
+                removed.append(p)
+    return removed
+
+
+def with_lineage(batch: pa.RecordBatch, source_file: str, first_row: int) -> pa.RecordBatch:
+    """Append `_source_file` and `_source_row` (1-based row index within the source file)."""
+    n = batch.num_rows
+    names = [*batch.schema.names, "_source_file", "_source_row"]
+    arrays = [*batch.columns, pa.repeat(pa.scalar(source_file, pa.string()), n),
+              pa.array(np.arange(first_row, first_row + n, dtype=np.int64))]
+    return pa.RecordBatch.from_arrays(arrays, names=names)
+
+
+class ParquetSink:
+    """Writes batches to one Parquet file, buffering them into row groups of about `row_group_bytes`.
+
+    Use as a context manager; the file appears under its final name only when the block completes.
+    """
+
+    def __init__(self, path: Path, schema: pa.Schema, *, row_group_bytes: int = DEFAULT_ROW_GROUP_BYTES,
+                 metadata: dict[str, str] | None = None):
+        self.path = Path(path)
+        self.schema = schema.with_metadata({**(schema.metadata or {}), **(metadata or {})}) if metadata else schema
+        self.row_group_bytes = row_group_bytes
+        self.rows = 0
+        self._pending: list[pa.RecordBatch] = []
+        self._pending_bytes = 0
+        self._atomic = atomic_path(self.path)
+        self._writer: pq.ParquetWriter | None = None
+
+    def __enter__(self) -> ParquetSink:
+        tmp = self._atomic.__enter__()
+        self._writer = pq.ParquetWriter(tmp, self.schema, compression="zstd", compression_level=3,
+                                        write_statistics=True)
+        return self
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        if batch.num_rows == 0:
+            return
+        if batch.schema != self.schema:
+            batch = pa.RecordBatch.from_arrays(batch.columns, schema=self.schema)
+        self._pending.append(batch)
+        self._pending_bytes += batch.nbytes
+        self.rows += batch.num_rows
+        if self._pending_bytes >= self.row_group_bytes:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            table = pa.Table.from_batches(self._pending, schema=self.schema)
+            self._writer.write_table(table, row_group_size=table.num_rows)
+            self._pending, self._pending_bytes = [], 0
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is None:
+                self._flush()
+        finally:
+            self._pending = []
+            self._writer.close()
+            self._atomic.__exit__(exc_type, exc, tb)
+
+    @property
+    def bytes(self) -> int:
+        return self.path.stat().st_size if self.path.exists() else 0
+
+
+def write_parquet(batches: Iterable[pa.RecordBatch], path: Path, schema: pa.Schema, *,
+                  row_group_bytes: int = DEFAULT_ROW_GROUP_BYTES,
+                  metadata: dict[str, str] | None = None) -> WriteResult:
+    """Write every batch to `path` atomically; return rows and bytes written."""
+    with ParquetSink(path, schema, row_group_bytes=row_group_bytes, metadata=metadata) as sink:
+        for batch in batches:
+            sink.write(batch)
+    return WriteResult(rows=sink.rows, bytes=sink.bytes, path=Path(path))

@@ -1,0 +1,75 @@
+"""Sources: one module per kind of input.
+
+A source module (etl/sources/<kind>.py) provides:
+
+- ``Options``: a dataclass of the dataset's keys in etl.toml (besides ``kind``), validated by etl.config;
+- ``acquire(dataset, ctx) -> list[Path]``: make the raw inputs present under ``ctx.raw_dir(dataset)``
+  (download, or generate the sample) and return the raw files to convert, in order;
+- ``convert_file(path, out_dir, dataset, ctx) -> ConvertResult``: convert one raw file to Parquet under
+  ``out_dir`` (atomically, with lineage columns), rejects under ``out_dir/_rejects/``;
+- optionally ``read_batches(path, **options) -> Iterator[pyarrow.RecordBatch]``, the reader contract.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+from etl.errors import ConfigError
+
+if TYPE_CHECKING:
+    from etl.config import Dataset, Settings
+    from etl.progress import Progress
+
+# kind -> module; modules are imported only when a dataset of that kind is used (keeps start-up fast).
+KINDS = {
+    "csv": "etl.sources.csv",
+}
+
+
+@dataclass
+class Context:
+    """What a stage needs besides its inputs: settings, where relative paths start, progress reporting."""
+
+    settings: Settings
+    base_dir: Path = Path(".")
+    progress: Callable[..., Progress] | None = None
+
+    def resolve(self, path: str | Path) -> Path:
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else self.base_dir / p
+
+    def raw_dir(self, dataset: Dataset) -> Path:
+        return self.settings.raw_dir / dataset.name
+
+    def parquet_dir(self, dataset: Dataset) -> Path:
+        return self.settings.parquet_dir / dataset.name
+
+    def bar(self, total: int | None, unit: str, desc: str) -> Progress:
+        from etl.progress import Progress
+
+        return self.progress(total=total, unit=unit, desc=desc) if self.progress else Progress()
+
+
+@dataclass
+class ConvertResult:
+    """What converting one raw file produced. Input rows = output rows + rejected rows."""
+
+    rows_in: int
+    rows_out: int
+    rows_rejected: int
+    outputs: dict[str, Path]  # table name -> Parquet file; single-table sources use the dataset's name
+    bytes_out: int = 0
+    nulled: dict[str, int] = field(default_factory=dict)  # values that could not be typed, per column
+    warnings: list[str] = field(default_factory=list)
+
+
+def get_source(kind: str, where: str = "") -> ModuleType:
+    if kind not in KINDS:
+        raise ConfigError(f"{where + ': ' if where else ''}unknown kind {kind!r}",
+                          hint=f"Known kinds: {', '.join(sorted(KINDS))}")
+    return importlib.import_module(KINDS[kind])

@@ -1,0 +1,151 @@
+"""The state store: a small SQLite database recording files, cursors and runs.
+
+SQLite because it is transactional, needs no server, and never locks the DuckDB warehouse that notebooks read.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS files (
+    dataset TEXT NOT NULL,
+    path TEXT NOT NULL,            -- raw file, relative to the data directory when under it
+    origin TEXT,                   -- where it came from (URL), if fetched
+    size INTEGER,
+    mtime_ns INTEGER,
+    checksum TEXT,
+    stage TEXT NOT NULL,           -- fetched | converted | loaded | failed
+    rows_in INTEGER, rows_out INTEGER, rows_rejected INTEGER,
+    outputs TEXT,                  -- JSON: table -> Parquet file
+    error TEXT,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (dataset, path)
+);
+CREATE TABLE IF NOT EXISTS cursors (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    command TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    finished_at REAL,
+    status TEXT NOT NULL DEFAULT 'running',   -- running | ok | failed | interrupted
+    summary TEXT
+);
+CREATE TABLE IF NOT EXISTS steps (
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    step TEXT NOT NULL, dataset TEXT, file TEXT,
+    status TEXT NOT NULL,
+    rows INTEGER, rejected INTEGER, bytes INTEGER,
+    seconds REAL, peak_rss_mb REAL, over_budget INTEGER,
+    error TEXT
+);
+"""
+
+
+@dataclass
+class FileRecord:
+    dataset: str
+    path: str
+    origin: str | None
+    size: int | None
+    mtime_ns: int | None
+    checksum: str | None
+    stage: str
+    rows_in: int | None
+    rows_out: int | None
+    rows_rejected: int | None
+    outputs: dict[str, str]
+    error: str | None
+    updated_at: float
+
+
+class StateStore:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # files
+    def get_file(self, dataset: str, path: str) -> FileRecord | None:
+        row = self.db.execute("SELECT * FROM files WHERE dataset = ? AND path = ?", (dataset, path)).fetchone()
+        return self._file(row) if row else None
+
+    def files(self, dataset: str | None = None) -> list[FileRecord]:
+        if dataset is None:
+            rows = self.db.execute("SELECT * FROM files ORDER BY dataset, path").fetchall()
+        else:
+            rows = self.db.execute("SELECT * FROM files WHERE dataset = ? ORDER BY path", (dataset,)).fetchall()
+        return [self._file(r) for r in rows]
+
+    def put_file(self, dataset: str, path: str, stage: str, **fields: Any) -> None:
+        """Insert or update one file's record; fields not given keep their stored value."""
+        if "outputs" in fields:
+            fields["outputs"] = json.dumps({k: str(v) for k, v in fields["outputs"].items()})
+        cols = ["dataset", "path", "stage", "updated_at", *fields]
+        vals = [dataset, path, stage, time.time(), *fields.values()]
+        updates = ", ".join(f"{c} = excluded.{c}" for c in cols[2:])
+        self.db.execute(
+            f"INSERT INTO files ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
+            f"ON CONFLICT (dataset, path) DO UPDATE SET {updates}", vals)
+
+    def delete_file(self, dataset: str, path: str) -> None:
+        self.db.execute("DELETE FROM files WHERE dataset = ? AND path = ?", (dataset, path))
+
+    @staticmethod
+    def _file(row: tuple) -> FileRecord:
+        rec = FileRecord(*row)
+        rec.outputs = json.loads(rec.outputs) if rec.outputs else {}
+        return rec
+
+    # cursors
+    def get_cursor(self, name: str) -> str | None:
+        row = self.db.execute("SELECT value FROM cursors WHERE name = ?", (name,)).fetchone()
+        return row[0] if row else None
+
+    def set_cursor(self, name: str, value: str) -> None:
+        self.db.execute("INSERT INTO cursors VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
+                        "value = excluded.value, updated_at = excluded.updated_at", (name, value, time.time()))
+
+    def cursors(self) -> dict[str, str]:
+        return dict(self.db.execute("SELECT name, value FROM cursors ORDER BY name").fetchall())
+
+    # runs
+    def start_run(self, command: str) -> int:
+        # A run still marked running was killed: say so rather than leave it looking alive.
+        self.db.execute("UPDATE runs SET status = 'interrupted' WHERE status = 'running'")
+        return self.db.execute("INSERT INTO runs (command, started_at) VALUES (?, ?)",
+                               (command, time.time())).lastrowid
+
+    def finish_run(self, run_id: int, status: str, summary: dict[str, Any]) -> None:
+        self.db.execute("UPDATE runs SET finished_at = ?, status = ?, summary = ? WHERE id = ?",
+                        (time.time(), status, json.dumps(summary), run_id))
+
+    def add_step(self, run_id: int, step: str, status: str, **fields: Any) -> None:
+        cols = ["run_id", "step", "status", *fields]
+        self.db.execute(f"INSERT INTO steps ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                        [run_id, step, status, *fields.values()])
+
+    def runs(self, limit: int = 10) -> list[dict[str, Any]]:
+        cur = self.db.execute("SELECT * FROM runs ORDER BY id DESC LIMIT ?", (limit,))
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+    def steps(self, run_id: int) -> list[dict[str, Any]]:
+        cur = self.db.execute("SELECT * FROM steps WHERE run_id = ? ORDER BY rowid", (run_id,))
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
