@@ -1,12 +1,16 @@
-"""Sources: one module per kind of input.
+"""Sources: one module per kind of input (the `kind` of a dataset in etl.toml, and of `etl convert KIND`).
 
-A source module (etl/sources/<kind>.py) provides:
+A source module (etl/sources/<kind>.py, registered in KINDS) provides:
 
-- ``Options``: a dataclass of the dataset's keys in etl.toml (besides ``kind``), validated by etl.config;
-- ``acquire(dataset, ctx) -> list[Path]``: make the raw inputs present under ``ctx.raw_dir(dataset)``
-  (download, or generate the sample) and return the raw files to convert, in order;
-- ``convert_file(path, out_dir, dataset, ctx) -> ConvertResult``: convert one raw file to Parquet under
-  ``out_dir`` (atomically, with lineage columns), rejects under ``out_dir/_rejects/``;
+- ``Options``: a dataclass of the dataset's keys in etl.toml (besides ``kind``), validated by etl.config.
+  The CLI turns each field into a flag of `etl convert KIND` / `etl fetch KIND` (``batch_rows`` ->
+  ``--batch-rows``; a bool -> ``--x/--no-x``); ``field(metadata={"help": ...})`` is its help text.
+- ``acquire(dataset, raw_dir, ctx) -> list[Path]`` (optional): make the raw inputs present under raw_dir
+  (download them, or generate the sample) and return the raw files to convert, in order. Without it the
+  dataset's ``paths`` option (local paths or globs) lists them.
+- ``convert_file(path, out_dir, dataset, ctx) -> ConvertResult``: convert one raw file to Parquet:
+  ``out_dir/<stem>.parquet`` for a single-table kind, ``out_dir/<table>/<stem>.parquet`` for several tables;
+  rejected rows under ``out_dir/_rejects/``. Written atomically, with lineage columns.
 - optionally ``read_batches(path, **options) -> Iterator[pyarrow.RecordBatch]``, the reader contract.
 """
 
@@ -24,6 +28,7 @@ from etl.errors import ConfigError
 if TYPE_CHECKING:
     from etl.config import Dataset, Settings
     from etl.progress import Progress
+    from etl.state import StateStore
 
 # kind -> module; modules are imported only when a dataset of that kind is used (keeps start-up fast).
 KINDS = {
@@ -38,16 +43,11 @@ class Context:
     settings: Settings
     base_dir: Path = Path(".")
     progress: Callable[..., Progress] | None = None
+    state: StateStore | None = None
 
     def resolve(self, path: str | Path) -> Path:
         p = Path(path).expanduser()
         return p if p.is_absolute() else self.base_dir / p
-
-    def raw_dir(self, dataset: Dataset) -> Path:
-        return self.settings.raw_dir / dataset.name
-
-    def parquet_dir(self, dataset: Dataset) -> Path:
-        return self.settings.parquet_dir / dataset.name
 
     def bar(self, total: int | None, unit: str, desc: str) -> Progress:
         from etl.progress import Progress
