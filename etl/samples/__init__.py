@@ -1,0 +1,1 @@
+"""Deterministic generators of sample inputs, so `make etl` does real work offline."""
