@@ -116,9 +116,14 @@ def build_options(cls: type, raw: dict[str, Any], where: str) -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(raw) - set(fields))
     if unknown:
-        raise ConfigError(f"{where}: unknown key {unknown[0]!r}", hint=f"Valid keys: {', '.join(sorted(fields))}")
-    missing = [n for n, f in fields.items() if n not in raw and f.default is dataclasses.MISSING
-               and f.default_factory is dataclasses.MISSING]
+        raise ConfigError(
+            f"{where}: unknown key {unknown[0]!r}", hint=f"Valid keys: {', '.join(sorted(fields))}"
+        )
+    missing = [
+        n
+        for n, f in fields.items()
+        if n not in raw and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
     if missing:
         raise ConfigError(f"{where}: missing key {missing[0]!r}")
     values = {k: _check_type(v, hints[k], f"{where}.{k}") for k, v in raw.items()}
@@ -142,8 +147,9 @@ def settings_from(raw: dict[str, Any], env: dict[str, str], where: str) -> Setti
     return settings
 
 
-def load_config(path: Path | None = None, *, env: dict[str, str] | None = None,
-                overrides: dict[str, Any] | None = None) -> Config:
+def load_config(
+    path: Path | None = None, *, env: dict[str, str] | None = None, overrides: dict[str, Any] | None = None
+) -> Config:
     """Load etl.toml (if given), apply ETL_* variables, then CLI overrides (e.g. memory_limit)."""
     from etl.sources import get_source
 

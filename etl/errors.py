@@ -6,8 +6,15 @@ from __future__ import annotations
 class EtlError(Exception):
     """Base class: something failed in a way the user can act on."""
 
-    def __init__(self, message: str, *, dataset: str | None = None, file: str | None = None,
-                 position: str | None = None, hint: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        dataset: str | None = None,
+        file: str | None = None,
+        position: str | None = None,
+        hint: str | None = None,
+    ):
         self.message = message
         self.dataset = dataset
         self.file = file

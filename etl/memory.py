@@ -11,8 +11,18 @@ import psutil
 from etl.errors import ConfigError
 
 MB = 1024 * 1024
-_UNITS = {"": 1, "B": 1, "KB": 1024, "KIB": 1024, "MB": MB, "MIB": MB, "GB": 1024 * MB, "GIB": 1024 * MB,
-          "TB": 1024 * 1024 * MB, "TIB": 1024 * 1024 * MB}
+_UNITS = {
+    "": 1,
+    "B": 1,
+    "KB": 1024,
+    "KIB": 1024,
+    "MB": MB,
+    "MIB": MB,
+    "GB": 1024 * MB,
+    "GIB": 1024 * MB,
+    "TB": 1024 * 1024 * MB,
+    "TIB": 1024 * 1024 * MB,
+}
 # What a Python process with pyarrow, duckdb and polars imported holds before any data.
 BASELINE_BYTES = 120 * MB
 # DuckDB's real RSS runs 70-170 MB above its memory_limit setting (allocator, metadata, thread stacks).

@@ -31,8 +31,16 @@ class BarProgress(Progress):
         super().__init__(total, unit, desc)
         from tqdm import tqdm
 
-        self._bar = tqdm(total=total, unit=unit, desc=desc, unit_scale=unit == "B", unit_divisor=1024,
-                         leave=False, file=sys.stderr, dynamic_ncols=True)
+        self._bar = tqdm(
+            total=total,
+            unit=unit,
+            desc=desc,
+            unit_scale=unit == "B",
+            unit_divisor=1024,
+            leave=False,
+            file=sys.stderr,
+            dynamic_ncols=True,
+        )
 
     def update(self, n: int) -> None:
         super().update(n)

@@ -82,14 +82,18 @@ class StateStore:
 
     # files
     def get_file(self, dataset: str, path: str) -> FileRecord | None:
-        row = self.db.execute("SELECT * FROM files WHERE dataset = ? AND path = ?", (dataset, path)).fetchone()
+        row = self.db.execute(
+            "SELECT * FROM files WHERE dataset = ? AND path = ?", (dataset, path)
+        ).fetchone()
         return self._file(row) if row else None
 
     def files(self, dataset: str | None = None) -> list[FileRecord]:
         if dataset is None:
             rows = self.db.execute("SELECT * FROM files ORDER BY dataset, path").fetchall()
         else:
-            rows = self.db.execute("SELECT * FROM files WHERE dataset = ? ORDER BY path", (dataset,)).fetchall()
+            rows = self.db.execute(
+                "SELECT * FROM files WHERE dataset = ? ORDER BY path", (dataset,)
+            ).fetchall()
         return [self._file(r) for r in rows]
 
     def put_file(self, dataset: str, path: str, stage: str, **fields: Any) -> None:
@@ -101,7 +105,9 @@ class StateStore:
         updates = ", ".join(f"{c} = excluded.{c}" for c in cols[2:])
         self.db.execute(
             f"INSERT INTO files ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
-            f"ON CONFLICT (dataset, path) DO UPDATE SET {updates}", vals)
+            f"ON CONFLICT (dataset, path) DO UPDATE SET {updates}",
+            vals,
+        )
 
     def delete_file(self, dataset: str, path: str) -> None:
         self.db.execute("DELETE FROM files WHERE dataset = ? AND path = ?", (dataset, path))
@@ -118,8 +124,11 @@ class StateStore:
         return row[0] if row else None
 
     def set_cursor(self, name: str, value: str) -> None:
-        self.db.execute("INSERT INTO cursors VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
-                        "value = excluded.value, updated_at = excluded.updated_at", (name, value, time.time()))
+        self.db.execute(
+            "INSERT INTO cursors VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
+            "value = excluded.value, updated_at = excluded.updated_at",
+            (name, value, time.time()),
+        )
 
     def cursors(self) -> dict[str, str]:
         return dict(self.db.execute("SELECT name, value FROM cursors ORDER BY name").fetchall())
@@ -128,17 +137,22 @@ class StateStore:
     def start_run(self, command: str) -> int:
         # A run still marked running was killed: say so rather than leave it looking alive.
         self.db.execute("UPDATE runs SET status = 'interrupted' WHERE status = 'running'")
-        return self.db.execute("INSERT INTO runs (command, started_at) VALUES (?, ?)",
-                               (command, time.time())).lastrowid
+        return self.db.execute(
+            "INSERT INTO runs (command, started_at) VALUES (?, ?)", (command, time.time())
+        ).lastrowid
 
     def finish_run(self, run_id: int, status: str, summary: dict[str, Any]) -> None:
-        self.db.execute("UPDATE runs SET finished_at = ?, status = ?, summary = ? WHERE id = ?",
-                        (time.time(), status, json.dumps(summary), run_id))
+        self.db.execute(
+            "UPDATE runs SET finished_at = ?, status = ?, summary = ? WHERE id = ?",
+            (time.time(), status, json.dumps(summary), run_id),
+        )
 
     def add_step(self, run_id: int, step: str, status: str, **fields: Any) -> None:
         cols = ["run_id", "step", "status", *fields]
-        self.db.execute(f"INSERT INTO steps ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
-                        [run_id, step, status, *fields.values()])
+        self.db.execute(
+            f"INSERT INTO steps ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+            [run_id, step, status, *fields.values()],
+        )
 
     def runs(self, limit: int = 10) -> list[dict[str, Any]]:
         cur = self.db.execute("SELECT * FROM runs ORDER BY id DESC LIMIT ?", (limit,))

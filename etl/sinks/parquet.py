@@ -65,8 +65,11 @@ def with_lineage(batch: pa.RecordBatch, source_file: str, first_row: int) -> pa.
     """Append `_source_file` and `_source_row` (1-based row index within the source file)."""
     n = batch.num_rows
     names = [*batch.schema.names, "_source_file", "_source_row"]
-    arrays = [*batch.columns, pa.repeat(pa.scalar(source_file, pa.string()), n),
-              pa.array(np.arange(first_row, first_row + n, dtype=np.int64))]
+    arrays = [
+        *batch.columns,
+        pa.repeat(pa.scalar(source_file, pa.string()), n),
+        pa.array(np.arange(first_row, first_row + n, dtype=np.int64)),
+    ]
     return pa.RecordBatch.from_arrays(arrays, names=names)
 
 
@@ -76,10 +79,18 @@ class ParquetSink:
     Use as a context manager; the file appears under its final name only when the block completes.
     """
 
-    def __init__(self, path: Path, schema: pa.Schema, *, row_group_bytes: int = DEFAULT_ROW_GROUP_BYTES,
-                 metadata: dict[str, str] | None = None):
+    def __init__(
+        self,
+        path: Path,
+        schema: pa.Schema,
+        *,
+        row_group_bytes: int = DEFAULT_ROW_GROUP_BYTES,
+        metadata: dict[str, str] | None = None,
+    ):
         self.path = Path(path)
-        self.schema = schema.with_metadata({**(schema.metadata or {}), **(metadata or {})}) if metadata else schema
+        self.schema = (
+            schema.with_metadata({**(schema.metadata or {}), **(metadata or {})}) if metadata else schema
+        )
         self.row_group_bytes = row_group_bytes
         self.rows = 0
         self._pending: list[pa.RecordBatch] = []
@@ -89,8 +100,9 @@ class ParquetSink:
 
     def __enter__(self) -> ParquetSink:
         tmp = self._atomic.__enter__()
-        self._writer = pq.ParquetWriter(tmp, self.schema, compression="zstd", compression_level=3,
-                                        write_statistics=True)
+        self._writer = pq.ParquetWriter(
+            tmp, self.schema, compression="zstd", compression_level=3, write_statistics=True
+        )
         return self
 
     def write(self, batch: pa.RecordBatch) -> None:
@@ -124,9 +136,14 @@ class ParquetSink:
         return self.path.stat().st_size if self.path.exists() else 0
 
 
-def write_parquet(batches: Iterable[pa.RecordBatch], path: Path, schema: pa.Schema, *,
-                  row_group_bytes: int = DEFAULT_ROW_GROUP_BYTES,
-                  metadata: dict[str, str] | None = None) -> WriteResult:
+def write_parquet(
+    batches: Iterable[pa.RecordBatch],
+    path: Path,
+    schema: pa.Schema,
+    *,
+    row_group_bytes: int = DEFAULT_ROW_GROUP_BYTES,
+    metadata: dict[str, str] | None = None,
+) -> WriteResult:
     """Write every batch to `path` atomically; return rows and bytes written."""
     with ParquetSink(path, schema, row_group_bytes=row_group_bytes, metadata=metadata) as sink:
         for batch in batches:

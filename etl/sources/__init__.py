@@ -9,7 +9,8 @@ A source module (etl/sources/<kind>.py, registered in KINDS) provides:
   (download them, or generate the sample) and return the raw files to convert, in order. Without it the
   dataset's ``paths`` option (local paths or globs) lists them.
 - ``convert_file(path, out_dir, dataset, ctx) -> ConvertResult``: convert one raw file to Parquet:
-  ``out_dir/<stem>.parquet`` for a single-table kind, ``out_dir/<table>/<stem>.parquet`` for several tables;
+  ``out_dir/<stem>.parquet`` for a single-table kind (its table is named ``records``),
+  ``out_dir/<table>/<stem>.parquet`` for several tables;
   rejected rows under ``out_dir/_rejects/``. Written atomically, with lineage columns.
 - optionally ``read_batches(path, **options) -> Iterator[pyarrow.RecordBatch]``, the reader contract.
 """
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from etl.progress import Progress
     from etl.state import StateStore
 
+SINGLE_TABLE = "records"
 # kind -> module; modules are imported only when a dataset of that kind is used (keeps start-up fast).
 KINDS = {
     "csv": "etl.sources.csv",
@@ -62,7 +64,7 @@ class ConvertResult:
     rows_in: int
     rows_out: int
     rows_rejected: int
-    outputs: dict[str, Path]  # table name -> Parquet file; single-table sources use the dataset's name
+    outputs: dict[str, Path]  # table name -> Parquet file; a single-table kind names its table SINGLE_TABLE
     bytes_out: int = 0
     nulled: dict[str, int] = field(default_factory=dict)  # values that could not be typed, per column
     warnings: list[str] = field(default_factory=list)
@@ -70,6 +72,8 @@ class ConvertResult:
 
 def get_source(kind: str, where: str = "") -> ModuleType:
     if kind not in KINDS:
-        raise ConfigError(f"{where + ': ' if where else ''}unknown kind {kind!r}",
-                          hint=f"Known kinds: {', '.join(sorted(KINDS))}")
+        raise ConfigError(
+            f"{where + ': ' if where else ''}unknown kind {kind!r}",
+            hint=f"Known kinds: {', '.join(sorted(KINDS))}",
+        )
     return importlib.import_module(KINDS[kind])

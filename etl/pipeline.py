@@ -1,0 +1,291 @@
+"""Runs the stages for the configured datasets: acquire -> convert -> warehouse (+ SQL transforms).
+
+The state store decides what is done: a raw file whose size and mtime match its `converted` record is skipped.
+Each step is measured (rows, bytes, seconds, peak RSS) and recorded; one failed file fails that file only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from etl.config import Config, Dataset
+from etl.errors import EtlError
+from etl.memory import MB, RssMonitor
+from etl.sinks import duckdb as warehouse
+from etl.sinks.parquet import atomic_path, remove_partials
+from etl.sources import Context, ConvertResult, get_source
+from etl.state import StateStore
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Step:
+    """One measured unit of work: acquiring a dataset, converting a file, building the warehouse."""
+
+    step: str
+    dataset: str | None = None
+    file: str | None = None
+    status: str = "ok"  # ok | skipped | failed
+    rows: int = 0
+    rejected: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+    peak_rss_mb: float = 0.0
+    over_budget: bool = False
+    error: str | None = None
+
+
+@dataclass
+class Summary:
+    command: str
+    steps: list[Step] = field(default_factory=list)
+    memory_limit_mb: float = 0.0
+    run_id: int | None = None
+
+    @property
+    def failed(self) -> list[Step]:
+        return [s for s in self.steps if s.status == "failed"]
+
+    def to_dict(self) -> dict[str, Any]:
+        done = [s for s in self.steps if s.status == "ok"]
+        return {
+            "command": self.command,
+            "run_id": self.run_id,
+            "status": "failed" if self.failed else "ok",
+            "rows": sum(s.rows for s in done if s.step == "convert"),
+            "rejected": sum(s.rejected for s in done if s.step == "convert"),
+            "bytes": sum(s.bytes for s in done if s.step == "convert"),
+            "seconds": round(sum(s.seconds for s in self.steps), 3),
+            "peak_rss_mb": max((s.peak_rss_mb for s in self.steps), default=0.0),
+            "memory_limit_mb": self.memory_limit_mb,
+            "failed": len(self.failed),
+            "skipped": sum(s.status == "skipped" for s in self.steps),
+            "steps": [asdict(s) for s in self.steps],
+        }
+
+
+def measured(summary: Summary, step: Step, budget: int, work: Callable[[], Any]) -> Any:
+    """Run work under the RSS monitor; record the step (failed with the error's text if it raises EtlError)."""
+    start = time.perf_counter()
+    try:
+        with RssMonitor() as rss:
+            try:
+                return work()
+            except EtlError as e:
+                step.status, step.error = "failed", str(e)
+            except Exception as e:  # a bug must not stop the other files; keep its traceback in the log
+                logger.debug("unexpected error", exc_info=True)
+                step.status, step.error = "failed", f"{type(e).__name__}: {e}"
+            return None
+    finally:
+        step.seconds = round(time.perf_counter() - start, 3)
+        step.peak_rss_mb = rss.peak_mb
+        step.over_budget = rss.peak > budget
+        summary.steps.append(step)
+        if step.status == "failed":
+            logger.error("%s %s: %s", step.step, step.file or step.dataset, step.error)
+        if step.over_budget:
+            logger.warning(
+                "%s %s: peak RSS %.0f MB exceeded the %.0f MB budget",
+                step.step,
+                step.file or step.dataset,
+                step.peak_rss_mb,
+                budget / MB,
+            )
+
+
+def state_key(path: Path, config: Config) -> str:
+    """How the state store names a raw file: relative to the data directory when under it."""
+    path = Path(path).resolve()
+    try:
+        return str(path.relative_to(config.settings.data_dir.resolve()))
+    except ValueError:
+        return str(path)
+
+
+class Pipeline:
+    def __init__(self, config: Config, *, progress=None, force: bool = False):
+        self.config = config
+        self.settings = config.settings
+        self.force = force
+        self.state = StateStore(self.settings.state_db)
+        base = config.path.resolve().parent if config.path else Path.cwd()
+        self.ctx = Context(settings=self.settings, base_dir=base, progress=progress, state=self.state)
+
+    def close(self) -> None:
+        self.state.close()
+
+    def datasets(self, only: Iterable[str] | None) -> list[Dataset]:
+        names = list(only or self.config.datasets)
+        unknown = [n for n in names if n not in self.config.datasets]
+        if unknown:
+            raise EtlError(
+                f"unknown dataset {unknown[0]!r}",
+                hint=f"Datasets in the config: {', '.join(self.config.datasets) or 'none'}",
+            )
+        return [self.config.datasets[n] for n in names]
+
+    def run(self, only: Iterable[str] | None = None, *, command: str = "run") -> Summary:
+        """acquire + convert every selected dataset, then rebuild the warehouse and run its transforms."""
+        summary = self._start(command)
+        try:
+            for ds in self.datasets(only):
+                self.convert_dataset(ds, summary)
+            self.build_warehouse(summary)
+        finally:
+            self._finish(summary)
+        return summary
+
+    def transform(self) -> Summary:
+        summary = self._start("transform")
+        try:
+            self.build_warehouse(summary)
+        finally:
+            self._finish(summary)
+        return summary
+
+    def _start(self, command: str) -> Summary:
+        for leftover in remove_partials(self.settings.parquet_dir):
+            logger.info("removed %s left by an interrupted run", leftover)
+        summary = Summary(command=command, memory_limit_mb=round(self.settings.memory_limit / MB, 1))
+        summary.run_id = self.state.start_run(command)
+        return summary
+
+    def _finish(self, summary: Summary) -> None:
+        report = summary.to_dict()
+        for s in summary.steps:
+            fields = {k: v for k, v in asdict(s).items() if k not in ("step", "status")}
+            self.state.add_step(summary.run_id, s.step, s.status, **fields)
+        self.state.finish_run(
+            summary.run_id, report["status"], {k: v for k, v in report.items() if k != "steps"}
+        )
+        reports = self.settings.reports_dir
+        for name in (f"run-{summary.run_id}.json", "last-run.json"):
+            with atomic_path(reports / name) as tmp:
+                tmp.write_text(json.dumps(report, indent=2, default=str))
+
+    def raw_files(self, ds: Dataset, summary: Summary) -> list[Path]:
+        source = get_source(ds.kind)
+        raw_dir = self.settings.raw_dir / ds.name
+        step = Step("acquire", dataset=ds.name)
+
+        def acquire() -> list[Path]:
+            if hasattr(source, "acquire"):
+                return source.acquire(ds, raw_dir, self.ctx)
+            return [self.ctx.resolve(p) for p in ds.options.paths]
+
+        files = measured(summary, step, self.settings.memory_limit, acquire) or []
+        step.rows = len(files)
+        return files
+
+    def convert_dataset(self, ds: Dataset, summary: Summary) -> None:
+        source = get_source(ds.kind)
+        out_dir = self.settings.parquet_dir / ds.name
+        files = self.raw_files(ds, summary)
+        with self.ctx.bar(len(files), "file", ds.name) as bar:
+            for path in files:
+                self.convert_one(source, ds, Path(path), out_dir, summary)
+                bar.update(1)
+
+    def is_done(self, ds: Dataset, key: str, path: Path) -> bool:
+        rec = self.state.get_file(ds.name, key)
+        if self.force or rec is None or rec.stage not in ("converted", "loaded"):
+            return False
+        st = path.stat() if path.exists() else None
+        unchanged = st is None or (rec.size == st.st_size and rec.mtime_ns == st.st_mtime_ns)
+        return unchanged and all(Path(p).exists() for p in rec.outputs.values())
+
+    def convert_one(self, source, ds: Dataset, path: Path, out_dir: Path, summary: Summary) -> None:
+        key = state_key(path, self.config)
+        step = Step("convert", dataset=ds.name, file=key)
+        if self.is_done(ds, key, path):
+            step.status = "skipped"
+            summary.steps.append(step)
+            logger.info("%s: already converted, skipped", key)
+            return
+        st = path.stat() if path.exists() else None
+        result: ConvertResult | None = measured(
+            summary,
+            step,
+            self.settings.memory_limit,
+            lambda: source.convert_file(path, out_dir, ds, self.ctx),
+        )
+        if result is None:
+            self.state.put_file(ds.name, key, "failed", error=step.error)
+            return
+        if result.rows_in != result.rows_out + result.rows_rejected:
+            step.status = "failed"
+            step.error = (
+                f"row counts do not add up: {result.rows_in} read, {result.rows_out} written, "
+                f"{result.rows_rejected} rejected"
+            )
+            self.state.put_file(ds.name, key, "failed", error=step.error)
+            logger.error("%s: %s", key, step.error)
+            return
+        step.rows, step.rejected, step.bytes = result.rows_out, result.rows_rejected, result.bytes_out
+        for column, n in result.nulled.items():
+            logger.warning("%s: %d values of %s could not be typed and are null", key, n, column)
+        for warning in result.warnings:
+            logger.warning("%s: %s", key, warning)
+        self.state.put_file(
+            ds.name,
+            key,
+            "converted",
+            size=st.st_size if st else None,
+            mtime_ns=st.st_mtime_ns if st else None,
+            rows_in=result.rows_in,
+            rows_out=result.rows_out,
+            rows_rejected=result.rows_rejected,
+            outputs=result.outputs,
+            error=None,
+        )
+        logger.info(
+            "%s: %d rows, %d rejected, %.1f MB, %.1fs, peak RSS %.0f MB",
+            key,
+            step.rows,
+            step.rejected,
+            step.bytes / MB,
+            step.seconds,
+            step.peak_rss_mb,
+        )
+
+    def views(self) -> list[warehouse.View]:
+        """A view per dataset table over the Parquet files the state store lists as converted."""
+        views = []
+        for ds in self.config.datasets.values():
+            tables: dict[str, list[Path]] = {}
+            for rec in self.state.files(ds.name):
+                if rec.stage in ("converted", "loaded"):
+                    for table, p in rec.outputs.items():
+                        if Path(p).exists():
+                            tables.setdefault(table, []).append(Path(p))
+            views += [warehouse.View(ds.name, table, files) for table, files in sorted(tables.items())]
+        return views
+
+    def transforms(self, views: list[warehouse.View]) -> dict[str, list[Path]]:
+        """SQL files per dataset: sql/<kind>/*.sql, then sql/<dataset>/*.sql, for datasets with data."""
+        with_data = {v.schema for v in views}
+        sql_dir = self.settings.sql_dir
+        out = {}
+        for ds in self.config.datasets.values():
+            if ds.name in with_data:
+                folders = [sql_dir / ds.kind] + ([sql_dir / ds.name] if ds.name != ds.kind else [])
+                out[ds.name] = [f for folder in folders for f in warehouse.sql_files(folder)]
+        return out
+
+    def build_warehouse(self, summary: Summary) -> None:
+        step = Step("warehouse")
+
+        def build() -> None:
+            views = self.views()
+            warehouse.build_warehouse(self.settings, views, self.transforms(views))
+            step.rows = len(views)
+
+        measured(summary, step, self.settings.memory_limit, build)
