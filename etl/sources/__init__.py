@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 from etl.errors import ConfigError
 
 if TYPE_CHECKING:
-    from etl.config import Dataset, Settings
+    from etl.config import Settings
     from etl.progress import Progress
     from etl.state import StateStore
 
