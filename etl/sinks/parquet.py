@@ -13,8 +13,21 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 MB = 1024 * 1024
+
+# Arrow's default mimalloc pool keeps freed memory mapped; jemalloc with no decay returns it, so peak RSS
+# follows the batches in flight (measured here: 269 MB -> 237 MB peak converting a 1 GB CSV at 256 MB).
+try:
+    pa.set_memory_pool(pa.jemalloc_memory_pool())
+    pa.jemalloc_set_decay_ms(0)
+except NotImplementedError:  # a pyarrow built without jemalloc
+    pass
 TMP_SUFFIX = ".tmp"
 DEFAULT_ROW_GROUP_BYTES = 64 * MB
+
+
+def row_group_bytes(budget: int) -> int:
+    """Row groups of about 64 MB in memory, smaller under a tight budget (a row group is buffered whole)."""
+    return max(4 * MB, min(DEFAULT_ROW_GROUP_BYTES, budget // 32))
 
 
 @dataclass
@@ -45,6 +58,8 @@ def atomic_path(final: Path) -> Iterator[Path]:
             os.fsync(f.fileno())
         os.replace(tmp, final)
         fsync_dir(final.parent)
+    except _NoOutput:
+        tmp.unlink(missing_ok=True)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -76,36 +91,44 @@ def with_lineage(batch: pa.RecordBatch, source_file: str, first_row: int) -> pa.
 class ParquetSink:
     """Writes batches to one Parquet file, buffering them into row groups of about `row_group_bytes`.
 
-    Use as a context manager; the file appears under its final name only when the block completes.
+    Use as a context manager; the file appears under its final name only when the block completes. Without a
+    schema, the first batch's is used, and a sink that received no batch writes no file.
     """
 
     def __init__(
         self,
         path: Path,
-        schema: pa.Schema,
+        schema: pa.Schema | None = None,
         *,
         row_group_bytes: int = DEFAULT_ROW_GROUP_BYTES,
         metadata: dict[str, str] | None = None,
     ):
         self.path = Path(path)
-        self.schema = (
-            schema.with_metadata({**(schema.metadata or {}), **(metadata or {})}) if metadata else schema
-        )
+        self.schema = schema
+        self.metadata = metadata
         self.row_group_bytes = row_group_bytes
         self.rows = 0
         self._pending: list[pa.RecordBatch] = []
         self._pending_bytes = 0
         self._atomic = atomic_path(self.path)
+        self._tmp: Path | None = None
         self._writer: pq.ParquetWriter | None = None
 
     def __enter__(self) -> ParquetSink:
-        tmp = self._atomic.__enter__()
-        self._writer = pq.ParquetWriter(
-            tmp, self.schema, compression="zstd", compression_level=3, write_statistics=True
-        )
+        self._tmp = self._atomic.__enter__()
+        if self.schema is not None:
+            self._open(self.schema)
         return self
 
+    def _open(self, schema: pa.Schema) -> None:
+        if self.metadata:
+            schema = schema.with_metadata({**(schema.metadata or {}), **self.metadata})
+        self.schema = schema
+        self._writer = pq.ParquetWriter(self._tmp, schema, compression="zstd", compression_level=1)
+
     def write(self, batch: pa.RecordBatch) -> None:
+        if self._writer is None:
+            self._open(batch.schema)
         if batch.num_rows == 0:
             return
         if batch.schema != self.schema:
@@ -123,6 +146,9 @@ class ParquetSink:
             self._pending, self._pending_bytes = [], 0
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        if self._writer is None:  # nothing to write: leave no file
+            self._atomic.__exit__(exc_type or _NoOutput, exc or _NoOutput(), tb)
+            return
         try:
             if exc_type is None:
                 self._flush()
@@ -134,6 +160,10 @@ class ParquetSink:
     @property
     def bytes(self) -> int:
         return self.path.stat().st_size if self.path.exists() else 0
+
+
+class _NoOutput(Exception):
+    """Tells atomic_path to discard its temporary file."""
 
 
 def write_parquet(

@@ -1,8 +1,6 @@
-"""Large CSV files: DuckDB's parallel reader and Parquet writer, with rejects kept and types inferred robustly.
+"""Large CSV files, parsed in parallel by DuckDB's reader (the fastest measured here: benchmarks/bench_csv.py).
 
-The conversion runs as one DuckDB `COPY (SELECT … FROM read_csv(…)) TO '….parquet'`: the fastest engine measured
-here for this job (see benchmarks/bench_csv.py), so CSV does not go through Python batches and the ParquetSink,
-but it keeps the same contracts: atomic output, lineage columns, rejects with line, raw text and reason.
+Rows that do not parse or do not fit their column's type are kept in `_rejects/` with line, reason and raw text.
 """
 
 from __future__ import annotations
@@ -12,13 +10,19 @@ import glob
 import gzip
 import logging
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from etl.config import Dataset
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from etl.config import Dataset, Settings
 from etl.errors import ConfigError, SourceError
+from etl.memory import MB, batch_rows
 from etl.sinks.duckdb import connect, quote_ident, quote_literal
-from etl.sinks.parquet import atomic_path
+from etl.sinks.parquet import ParquetSink, atomic_path, row_group_bytes, with_lineage
 from etl.sources import SINGLE_TABLE, Context, ConvertResult
 
 logger = logging.getLogger(__name__)
@@ -155,7 +159,7 @@ def infer_types(con, source: str, opts: Options) -> dict[str, str]:
         row = con.execute(
             f"SELECT {', '.join(checks)} FROM (SELECT * FROM read_csv({source}, all_varchar = true, "
             f"store_rejects = true) LIMIT {INFER_ROWS})"
-        ).fetchone()
+        ).fetchall()[0]
         width = len(CANDIDATE_TYPES) + 2
         for i, c in enumerate(text_cols):
             nonempty, *casts, leading_zeros = row[i * width : (i + 1) * width]
@@ -174,78 +178,100 @@ def infer_types(con, source: str, opts: Options) -> dict[str, str]:
     return {**types, **opts.schema}
 
 
-def convert_file(path: Path, out_dir: Path, dataset: Dataset, ctx: Context) -> ConvertResult:
-    """Convert one CSV (or .csv.gz) to `out_dir/<stem>.parquet`; rejected rows to `out_dir/_rejects/`."""
-    opts: Options = dataset.options
+def _row_bytes(path: Path) -> int:
+    """Average line length in the file's first MiB: enough to size batches in bytes, not only rows."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        head = f.read(1024 * 1024)
+    return max(16, len(head) // max(1, head.count(b"\n")))
+
+
+def read_batches(
+    path: Path, options: Options, settings: Settings, on_rejects: Callable[[pa.Table], None] | None = None
+) -> Iterator[pa.RecordBatch]:
+    """Typed batches of a CSV in file order, read in parallel by DuckDB; the reader contract.
+
+    Rows that do not parse or do not fit their type are not yielded; after the last batch they are passed to
+    `on_rejects` as a table (line, error_type, reason, raw). Batches are bounded by the memory budget.
+    """
     path = Path(path)
     _check_input(path)
+    encoding = NATIVE_ENCODINGS.get(codecs.lookup(options.encoding).name.replace("_", "-"))
+    source_path = path
+    if encoding is None:
+        settings.tmp_dir.mkdir(parents=True, exist_ok=True)
+        source_path = settings.tmp_dir / f"{path.name}.utf8.csv"
+        _transcode(path, options.encoding, source_path)
+        encoding = "utf-8"
+    # Insertion order is kept so that batches (and so _source_row) follow the file.
+    con = connect(settings, preserve_order=True)
+    try:
+        source = _reader_args(source_path, options, encoding)
+        types = infer_types(con, source, options)
+        typed = ", ".join(f"{quote_literal(c)}: {quote_literal(t)}" for c, t in types.items())
+        rows = batch_rows(settings.memory_limit, _row_bytes(path) * 2, cap=500_000)
+        # DuckDB reads 32 MB buffers per thread by default; smaller ones keep a tight budget (no slower here).
+        buffer = max(2 * MB, min(32 * MB, settings.memory_limit // 64))
+        reader = con.sql(
+            f"SELECT * FROM read_csv({source}, types = {{{typed}}}, store_rejects = true, "
+            f"buffer_size = {buffer})"
+        )
+        yield from reader.to_arrow_reader(rows)
+        if on_rejects:
+            on_rejects(con.sql(REJECTS_QUERY).to_arrow_table())
+    except (duckdb.Error, OSError) as e:  # errors met while streaming arrive through Arrow as OSError
+        oom = "Out of Memory" in str(e)
+        raise SourceError(
+            str(e).splitlines()[0].removeprefix("Invalid Input Error: "),
+            file=str(path),
+            hint="Raise --memory-limit" if oom else "Check --encoding, --delimiter and --quote",
+        ) from None
+    finally:
+        con.close()
+        if source_path != path:
+            source_path.unlink(missing_ok=True)
+
+
+def convert_file(path: Path, out_dir: Path, dataset: Dataset, ctx: Context) -> ConvertResult:
+    """Convert one CSV (or .csv.gz) to `out_dir/<stem>.parquet`; rejected rows to `out_dir/_rejects/`."""
+    path = Path(path)
     stem = re.sub(r"\.(csv|txt|tsv)(\.gz)?$", "", path.name, flags=re.IGNORECASE)
     out = Path(out_dir) / f"{stem}.parquet"
     rejects_out = Path(out_dir) / "_rejects" / f"{stem}.parquet"
-    encoding = NATIVE_ENCODINGS.get(codecs.lookup(opts.encoding).name.replace("_", "-"))
-    source_path = path
-    transcoded = None
-    if encoding is None:
-        ctx.settings.tmp_dir.mkdir(parents=True, exist_ok=True)
-        transcoded = source_path = ctx.settings.tmp_dir / f"{stem}.utf8.csv"
-        _transcode(path, opts.encoding, transcoded)
-        encoding = "utf-8"
-    # Insertion order is kept so that _source_row numbers the rows in file order.
-    con = connect(ctx.settings, preserve_order=True)
-    try:
-        source = _reader_args(source_path, opts, encoding)
-        types = infer_types(con, source, opts)
-        typed = f"{source}, types = {{{', '.join(f'{quote_literal(c)}: {quote_literal(t)}' for c, t in types.items())}}}"
-        query = (
-            f"SELECT *, {quote_literal(path.name)} AS _source_file, row_number() OVER () AS _source_row "
-            f"FROM read_csv({typed}, store_rejects = true)"
-        )
-        with ctx.bar(path.stat().st_size, "B", path.name) as bar, atomic_path(out) as tmp:
-            rows_out = con.execute(
-                f"COPY ({query}) TO {quote_literal(str(tmp))} (FORMAT parquet, COMPRESSION zstd)"
-            ).fetchone()[0]
-            bar.update(path.stat().st_size)
-        rejected = _write_rejects(con, rejects_out, path.name)
-    except Exception as e:
-        import duckdb
-
-        if isinstance(e, duckdb.Error):
-            raise SourceError(
-                str(e).splitlines()[0].removeprefix("Invalid Input Error: "),
-                file=str(path),
-                hint="Check --encoding, --delimiter and --quote",
-            ) from None
-        raise
-    finally:
-        con.close()
-        if transcoded:
-            transcoded.unlink(missing_ok=True)
-    if rows_out == 0 and rejected == 0:
-        out.unlink(missing_ok=True)
+    rejects: list[pa.Table] = []
+    with (
+        ctx.bar(None, "rows", path.name) as bar,
+        ParquetSink(out, row_group_bytes=row_group_bytes(ctx.settings.memory_limit)) as sink,
+    ):
+        for batch in read_batches(path, dataset.options, ctx.settings, rejects.append):
+            sink.write(with_lineage(batch, path.name, sink.rows + 1))
+            bar.update(batch.num_rows)
+    rejected = rejects[0].num_rows if rejects else 0
+    if sink.rows == 0 and rejected == 0:
         raise SourceError("no data rows (header only?)", file=str(path))
+    _write_rejects(rejects[0] if rejects else None, rejects_out, path.name)
     return ConvertResult(
-        rows_in=rows_out + rejected,
-        rows_out=rows_out,
+        rows_in=sink.rows + rejected,
+        rows_out=sink.rows,
         rows_rejected=rejected,
-        outputs={SINGLE_TABLE: out},
-        bytes_out=out.stat().st_size,
+        outputs={SINGLE_TABLE: out} if sink.rows else {},
+        bytes_out=sink.bytes,
     )
 
 
-def _write_rejects(con, out: Path, source_file: str) -> int:
-    """Rejected rows (one per line, all its errors joined) to Parquet; return how many."""
-    # A short row gets one error per missing column: keep the first, with the raw line as it was read.
-    query = (
-        "SELECT ? AS _source_file, line, arg_min(error_type::VARCHAR, coalesce(column_idx, 0)) AS error_type, "
-        "arg_min(error_message, coalesce(column_idx, 0)) AS reason, "
-        "trim(any_value(csv_line), chr(13) || chr(10)) AS raw FROM reject_errors GROUP BY line ORDER BY line"
-    )
-    table = con.sql(query, params=[source_file]).to_arrow_table()
-    if table.num_rows:
-        import pyarrow.parquet as pq
+# A short row gets one error per missing column: keep the first, with the raw line as it was read.
+REJECTS_QUERY = """
+SELECT line, arg_min(error_type::VARCHAR, coalesce(column_idx, 0)) AS error_type,
+       arg_min(error_message, coalesce(column_idx, 0)) AS reason,
+       trim(any_value(csv_line), chr(13) || chr(10)) AS raw
+FROM reject_errors GROUP BY line ORDER BY line
+"""
 
-        with atomic_path(out) as tmp:
-            pq.write_table(table, tmp, compression="zstd")
-    else:
+
+def _write_rejects(table: pa.Table | None, out: Path, source_file: str) -> None:
+    if table is None or table.num_rows == 0:
         out.unlink(missing_ok=True)
-    return table.num_rows
+        return
+    table = table.append_column("_source_file", pa.repeat(pa.scalar(source_file), table.num_rows))
+    with atomic_path(out) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
