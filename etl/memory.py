@@ -49,6 +49,11 @@ def duckdb_memory_limit(budget: int) -> int:
     return max(48 * MB, int(min(budget * 0.5, (budget - 150 * MB) * 0.5)))
 
 
+def duckdb_threads(budget: int, threads: int) -> int:
+    """Threads for DuckDB: each costs about 50 MB of buffers beyond memory_limit, so a small budget gets fewer."""
+    return max(1, min(threads, budget // (192 * MB)))
+
+
 def working_bytes(budget: int) -> int:
     """Bytes a Python-side stage may hold in flight (its batches, buffers, row groups)."""
     return max(16 * MB, budget - BASELINE_BYTES) // 4

@@ -13,7 +13,7 @@ import duckdb
 
 from etl.config import Settings
 from etl.errors import LoadError
-from etl.memory import MB, duckdb_memory_limit
+from etl.memory import MB, duckdb_memory_limit, duckdb_threads
 from etl.sinks.parquet import atomic_path
 from etl.sources import SINGLE_TABLE
 
@@ -40,7 +40,7 @@ def connect(
     settings.tmp_dir.mkdir(parents=True, exist_ok=True)
     config = {
         "memory_limit": f"{duckdb_memory_limit(settings.memory_limit) // MB}MB",
-        "threads": settings.threads,
+        "threads": duckdb_threads(settings.memory_limit, settings.threads),
         "temp_directory": str(settings.tmp_dir / "duckdb"),
         "preserve_insertion_order": preserve_order,
     }
