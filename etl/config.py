@@ -133,12 +133,22 @@ def build_options(cls: type, raw: dict[str, Any], where: str) -> Any:
         raise ConfigError(f"{where}: {e}") from None
 
 
-def settings_from(raw: dict[str, Any], env: dict[str, str], where: str) -> Settings:
+def settings_from(
+    raw: dict[str, Any], env: dict[str, str], overrides: dict[str, Any], base: Path | None, where: str
+) -> Settings:
+    """Settings from the file's [etl] table, then ETL_* variables, then CLI options, each winning over the last.
+
+    Relative paths in the file start at the file's folder; those from the environment or CLI at the cwd.
+    """
     raw = dict(raw)
+    if base is not None:
+        for name in ("data_dir", "sql_dir"):
+            raw[name] = str(base / raw.get(name, getattr(Settings, name)))
     for name in ENV_SETTINGS:
         if f"ETL_{name.upper()}" in env:
             value: Any = env[f"ETL_{name.upper()}"]
             raw[name] = int(value) if name == "threads" and value.isdigit() else value
+    raw.update({k: v for k, v in overrides.items() if v is not None})
     if "memory_limit" in raw:
         raw["memory_limit"] = parse_size(raw["memory_limit"])
     settings = build_options(Settings, raw, where)
@@ -163,13 +173,8 @@ def load_config(
             raise ConfigError(f"config file {path} not found", hint="Pass --config PATH") from None
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(f"{path}: invalid TOML: {e}") from None
-    raw_settings = dict(doc.pop("etl", {}))
-    raw_settings.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    settings = settings_from(raw_settings, env, "[etl]")
-    if path is not None:
-        base = path.resolve().parent
-        settings.data_dir = base / settings.data_dir
-        settings.sql_dir = base / settings.sql_dir
+    base = path.resolve().parent if path is not None else None
+    settings = settings_from(doc.pop("etl", {}), env, overrides or {}, base, "[etl]")
     datasets = {}
     for name, table in doc.pop("datasets", {}).items():
         where = f"[datasets.{name}]"

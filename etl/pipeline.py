@@ -152,8 +152,9 @@ class Pipeline:
         return summary
 
     def _start(self, command: str) -> Summary:
-        for leftover in remove_partials(self.settings.parquet_dir):
-            logger.info("removed %s left by an interrupted run", leftover)
+        for folder in (self.settings.raw_dir, self.settings.parquet_dir, self.settings.reports_dir):
+            for leftover in remove_partials(folder):
+                logger.info("removed %s left by an interrupted run", leftover)
         summary = Summary(command=command, memory_limit_mb=round(self.settings.memory_limit / MB, 1))
         summary.run_id = self.state.start_run(command)
         return summary

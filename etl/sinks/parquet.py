@@ -169,7 +169,7 @@ class _NoOutput(Exception):
 def write_parquet(
     batches: Iterable[pa.RecordBatch],
     path: Path,
-    schema: pa.Schema,
+    schema: pa.Schema | None = None,
     *,
     row_group_bytes: int = DEFAULT_ROW_GROUP_BYTES,
     metadata: dict[str, str] | None = None,

@@ -71,12 +71,12 @@ class Options:
 def acquire(dataset: Dataset, raw_dir: Path, ctx: Context) -> list[Path]:
     """Local files matching `paths`, plus `urls` downloaded into raw_dir; the sample is generated if asked."""
     opts: Options = dataset.options
-    if opts.sample and not any(raw_dir.glob("*.csv*")):
+    if opts.sample and not (raw_dir / f"{dataset.name}.csv").exists():
         from etl.samples.csv import write_sample
 
         write_sample(raw_dir / f"{dataset.name}.csv", rows=opts.sample_rows)
     files: list[Path] = []
-    for pattern in opts.paths or ([] if opts.urls else [str(raw_dir / "*.csv*")]):
+    for pattern in opts.paths or ([] if opts.urls else [str(raw_dir / "*.csv"), str(raw_dir / "*.csv.gz")]):
         matches = sorted(glob.glob(str(ctx.resolve(pattern))))
         if not matches and not glob.has_magic(pattern):
             raise SourceError(f"{ctx.resolve(pattern)} does not exist", hint="Check the dataset's paths")

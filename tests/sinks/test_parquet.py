@@ -1,0 +1,61 @@
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from etl.sinks.parquet import ParquetSink, atomic_path, remove_partials, with_lineage, write_parquet
+
+
+def batches(n, rows):
+    for i in range(n):
+        yield pa.record_batch({"x": pa.array(range(i * rows, (i + 1) * rows), pa.int64())})
+
+
+def test_row_groups_are_buffered_to_a_size_in_bytes(tmp_path):
+    result = write_parquet(batches(100, 1000), tmp_path / "a.parquet", row_group_bytes=200_000)
+    meta = pq.ParquetFile(tmp_path / "a.parquet").metadata
+    assert result.rows == 100_000 and meta.num_rows == 100_000
+    assert meta.num_row_groups == 4  # 25 batches of 8 kB each fill a row group, not one group per batch
+    assert pq.read_table(tmp_path / "a.parquet").column("x").to_pylist() == list(range(100_000))
+
+
+def test_lineage_columns():
+    b = with_lineage(pa.record_batch({"v": ["a", "b"]}), "f.dbc", 41)
+    assert b.to_pydict() == {"v": ["a", "b"], "_source_file": ["f.dbc", "f.dbc"], "_source_row": [41, 42]}
+
+
+def test_a_failed_write_leaves_nothing(tmp_path):
+    def broken():
+        yield from batches(2, 10)
+        raise RuntimeError("reader died")
+
+    with pytest.raises(RuntimeError):
+        write_parquet(broken(), tmp_path / "b.parquet")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_no_batches_means_no_file_unless_the_schema_is_known(tmp_path):
+    with ParquetSink(tmp_path / "none.parquet") as sink:
+        pass
+    assert sink.rows == 0 and not (tmp_path / "none.parquet").exists()
+    write_parquet([], tmp_path / "empty.parquet", pa.schema([("x", pa.int64())]))
+    assert pq.read_table(tmp_path / "empty.parquet").num_rows == 0
+
+
+def test_partials_are_cleaned_up(tmp_path):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d/x.parquet.tmp").write_bytes(b"half")
+    (tmp_path / "d/y.parquet").write_bytes(b"whole")
+    assert [p.name for p in remove_partials(tmp_path)] == ["x.parquet.tmp"]
+    assert [p.name for p in (tmp_path / "d").iterdir()] == ["y.parquet"]
+
+
+def test_atomic_path_replaces_only_on_success(tmp_path):
+    final = tmp_path / "f.txt"
+    final.write_text("old")
+    with pytest.raises(ValueError), atomic_path(final) as tmp:
+        tmp.write_text("new")
+        raise ValueError
+    assert final.read_text() == "old"
+    with atomic_path(final) as tmp:
+        tmp.write_text("new")
+    assert final.read_text() == "new" and not tmp.exists()

@@ -1,0 +1,132 @@
+import gzip
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+
+
+def rows(path, order="_source_row"):
+    return duckdb.sql(f"SELECT * EXCLUDE (_source_file) FROM '{path}' ORDER BY {order}").fetchall()
+
+
+def write(path, text, encoding="utf-8"):
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+def test_utf8_bom_crlf_quotes_and_embedded_newlines(etl, tmp_path):
+    src = write(
+        tmp_path / "a.csv", '\ufeffid,name,note\r\n1,"Ana, Maria","said ""hi"""\r\n2,Bo,"two\r\nlines"\r\n'
+    )
+    r = etl("convert", "csv", src, "--out", "out")
+    assert r.code == 0, r.err
+    assert rows(tmp_path / "out/a.parquet") == [
+        (1, "Ana, Maria", 'said "hi"', 1),
+        (2, "Bo", "two\r\nlines", 2),
+    ]
+    assert pq.read_schema(tmp_path / "out/a.parquet").names == [
+        "id",
+        "name",
+        "note",
+        "_source_file",
+        "_source_row",
+    ]
+
+
+def test_latin1_and_cp1252(etl, tmp_path):
+    write(tmp_path / "l.csv", "mun;nome\n355030;São Paulo\n", "latin-1")
+    write(tmp_path / "w.csv", "preco;obs\n10;“caro” €\n", "cp1252")
+    assert etl("convert", "csv", tmp_path / "l.csv", "--out", "out", "--encoding", "latin-1").code == 0
+    assert etl("convert", "csv", tmp_path / "w.csv", "--out", "out", "--encoding", "cp1252").code == 0
+    assert rows(tmp_path / "out/l.parquet") == [(355030, "São Paulo", 1)]
+    assert rows(tmp_path / "out/w.parquet") == [(10, "“caro” €", 1)]
+    assert not list((tmp_path / "data").rglob("*.utf8.csv"))  # the transcoded copy is removed
+
+
+def test_gzip(etl, tmp_path):
+    with gzip.open(tmp_path / "g.csv.gz", "wt", encoding="latin-1") as f:
+        f.write("a;b\n1;ção\n2;pé\n")
+    r = etl("convert", "csv", tmp_path / "g.csv.gz", "--out", "out", "--encoding", "latin-1")
+    assert r.code == 0, r.err
+    assert rows(tmp_path / "out/g.parquet") == [(1, "ção", 1), (2, "pé", 2)]
+
+
+def test_ragged_rows_go_to_rejects_and_counts_add_up(etl, tmp_path):
+    lines = ["a;b;c"] + [f"{i};x{i};{i * 2}" for i in range(1, 101)]
+    lines[10] = "10;short"
+    lines[20] = "20;x;40;extra"
+    write(tmp_path / "r.csv", "\n".join(lines) + "\n")
+    r = etl("--json", "convert", "csv", tmp_path / "r.csv", "--out", "out", "--delimiter", ";")
+    assert r.code == 0, r.err
+    assert '"rows": 98' in r.out and '"rejected": 2' in r.out
+    rejects = duckdb.sql(
+        f"SELECT line, error_type, raw, _source_file FROM '{tmp_path}/out/_rejects/r.parquet'"
+    ).fetchall()
+    assert rejects == [
+        (11, "MISSING COLUMNS", "10;short", "r.csv"),
+        (21, "TOO MANY COLUMNS", "20;x;40;extra", "r.csv"),
+    ]
+    assert duckdb.sql(f"SELECT count(*) FROM '{tmp_path}/out/r.parquet'").fetchall()[0][0] == 98
+
+
+def test_a_stray_value_late_in_the_file_does_not_turn_the_column_into_text(etl, tmp_path):
+    lines = ["id;qty"] + [f"{i};{i % 7}" for i in range(1, 60_001)]
+    lines[50_000] = "50000;n/a"
+    write(tmp_path / "late.csv", "\n".join(lines) + "\n")
+    assert etl("convert", "csv", tmp_path / "late.csv", "--out", "out").code == 0
+    schema = pq.read_schema(tmp_path / "out/late.parquet")
+    assert str(schema.field("qty").type) == "int64"
+    reason = duckdb.sql(f"SELECT reason FROM '{tmp_path}/out/_rejects/late.parquet'").fetchall()
+    assert len(reason) == 1 and "n/a" in reason[0][0]
+
+
+def test_a_stray_value_early_is_rejected_not_widened(etl, tmp_path):
+    lines = ["id;qty"] + [f"{i};{i % 7}" for i in range(1, 5001)]
+    lines[3] = "3;??"
+    write(tmp_path / "early.csv", "\n".join(lines) + "\n")
+    assert etl("convert", "csv", tmp_path / "early.csv", "--out", "out").code == 0
+    assert str(pq.read_schema(tmp_path / "out/early.parquet").field("qty").type) == "int64"
+    assert duckdb.sql(f"SELECT count(*) FROM '{tmp_path}/out/early.parquet'").fetchall()[0][0] == 4999
+
+
+def test_leading_zero_codes_stay_text_and_schema_overrides(etl, tmp_path):
+    write(tmp_path / "z.csv", "cep;uf;n\n01001000;35;1\n20040002;33;2\n")
+    r = etl("convert", "csv", tmp_path / "z.csv", "--out", "out", "--schema", "uf=VARCHAR,n=DOUBLE")
+    assert r.code == 0, r.err
+    assert rows(tmp_path / "out/z.parquet") == [("01001000", "35", 1.0, 1), ("20040002", "33", 2.0, 2)]
+    bad = etl("convert", "csv", tmp_path / "z.csv", "--out", "out2", "--schema", "nope=INT")
+    assert bad.code == 1 and "nope" in bad.err
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("missing.csv", None, "file not found"),
+        ("empty.csv", b"", "file is empty"),
+        ("header.csv", b"a;b;c\n", "no data rows"),
+        ("garbage.csv", bytes(range(256)) * 64, "binary"),
+    ],
+)
+def test_bad_inputs_fail_clearly_and_the_other_files_still_convert(etl, tmp_path, name, content, message):
+    if content is not None:
+        (tmp_path / name).write_bytes(content)
+    write(tmp_path / "good.csv", "a;b\n1;2\n")
+    r = etl("convert", "csv", tmp_path / name, tmp_path / "good.csv", "--out", "out")
+    assert r.code == 1
+    assert name in r.err and message in r.err
+    assert (tmp_path / "out/good.parquet").exists()
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good.parquet"]
+
+
+def test_invalid_utf8_is_rejected_per_row(etl, tmp_path):
+    (tmp_path / "u.csv").write_bytes(b"a;b\n1;ok\n2;caf\xe9\n3;ok\n")
+    r = etl("convert", "csv", tmp_path / "u.csv", "--out", "out")
+    assert r.code == 0, r.err
+    assert duckdb.sql(f"SELECT a FROM '{tmp_path}/out/u.parquet' ORDER BY a").fetchall() == [(1,), (3,)]
+    assert duckdb.sql(f"SELECT line FROM '{tmp_path}/out/_rejects/u.parquet'").fetchall() == [(3,)]
+
+
+def test_wrong_cp1252_byte_names_the_position(etl, tmp_path):
+    (tmp_path / "bad.csv").write_bytes(b"a\n" + b"x\n" * 10 + b"\x81\n")  # 0x81 is undefined in cp1252
+    r = etl("convert", "csv", tmp_path / "bad.csv", "--out", "out", "--encoding", "cp1252")
+    assert r.code == 1 and "bad.csv, byte 22: not valid cp1252" in r.err

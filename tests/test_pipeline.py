@@ -1,0 +1,158 @@
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import duckdb
+import pytest
+
+from etl.samples.csv import write_sample
+
+CONFIG = """
+[etl]
+memory_limit = "512MB"
+[datasets.deaths]
+kind = "csv"
+sample = true
+sample_rows = {rows}
+encoding = "latin-1"
+delimiter = ";"
+"""
+
+
+@pytest.fixture
+def project(tmp_path):
+    (tmp_path / "etl.toml").write_text(CONFIG.format(rows=5000))
+    return tmp_path
+
+
+def query(path, sql):
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return con.sql(sql).fetchall()
+    finally:
+        con.close()
+
+
+def test_run_converts_builds_the_warehouse_and_reports(etl, project):
+    r = etl("--json", "run")
+    assert r.code == 0, r.err
+    summary = json.loads(r.out)
+    assert summary["status"] == "ok" and summary["rows"] + summary["rejected"] == 5000
+    assert summary["peak_rss_mb"] > 0 and summary["memory_limit_mb"] == 512
+    convert = [s for s in summary["steps"] if s["step"] == "convert"]
+    assert convert[0]["file"] == "raw/deaths/deaths.csv" and convert[0]["peak_rss_mb"] > 0
+    assert query(project / "data/warehouse.duckdb", "SELECT count(*) FROM deaths") == [(summary["rows"],)]
+    assert query(project / "data/warehouse.duckdb", "SELECT count(*) FROM deaths.records") == [
+        (summary["rows"],)
+    ]
+    report = json.loads((project / "data/reports/last-run.json").read_text())
+    assert report["run_id"] == summary["run_id"]
+    status = etl("status")
+    assert "raw/deaths/deaths.csv  converted" in status.out
+
+
+def test_second_run_skips_and_force_redoes(etl, project):
+    assert etl("run").code == 0
+    second = json.loads(etl("--json", "run").out)
+    assert [s["status"] for s in second["steps"] if s["step"] == "convert"] == ["skipped"]
+    forced = json.loads(etl("--json", "run", "--force").out)
+    assert [s["status"] for s in forced["steps"] if s["step"] == "convert"] == ["ok"]
+
+
+def test_a_changed_raw_file_is_converted_again(etl, project):
+    assert etl("run").code == 0
+    write_sample(project / "data/raw/deaths/deaths.csv", rows=300)
+    again = json.loads(etl("--json", "run").out)
+    assert again["rows"] + again["rejected"] == 300
+    assert query(project / "data/warehouse.duckdb", "SELECT count(*) FROM deaths") == [(again["rows"],)]
+
+
+def test_a_bad_file_fails_alone_and_the_exit_code_says_so(etl, project):
+    (project / "etl.toml").write_text(CONFIG.format(rows=100) + 'paths = ["in/*.csv"]\n')
+    (project / "in").mkdir()
+    (project / "in/good.csv").write_text("a;b\n1;2\n")
+    (project / "in/bad.csv").write_bytes(b"")
+    r = etl("run")
+    assert r.code == 1
+    assert "bad.csv" in r.err and "file is empty" in r.err
+    assert query(project / "data/warehouse.duckdb", "SELECT a, b FROM deaths") == [(1, 2)]
+    assert "failed" in etl("status").out
+
+
+def test_a_reader_holding_the_warehouse_open_neither_blocks_nor_breaks(etl, project):
+    assert etl("run").code == 0
+    reader = duckdb.connect(str(project / "data/warehouse.duckdb"), read_only=True)
+    assert reader.sql("SELECT count(*) FROM deaths").fetchall()[0][0] > 4900
+    write_sample(project / "data/raw/deaths/deaths.csv", rows=300)
+    assert etl("run").code == 0  # the warehouse is rebuilt beside the open file and renamed over it
+    # The open connection keeps its catalogue; its views read the Parquet files, each replaced whole.
+    assert reader.sql("SELECT count(*) FROM deaths").fetchall()[0][0] in (298, 299, 300)
+    reader.close()
+    assert query(project / "data/warehouse.duckdb", "SELECT count(*) FROM deaths")[0][0] in (298, 299, 300)
+
+
+def test_sql_command_formats(etl, project):
+    assert etl("run").code == 0
+    r = etl("sql", "SELECT SEXO, count(*) AS n FROM deaths GROUP BY 1 ORDER BY 1", "--format", "csv")
+    assert r.code == 0 and r.out.splitlines()[0] == "SEXO,n"
+    r = etl("sql", "SELECT 1 AS one", "--format", "json")
+    assert json.loads(r.out) == {"one": 1}
+    r = etl("sql", "SELECT 1 AS one, 'x' AS two")
+    assert r.out.splitlines() == ["one  two", "---  ---", "1    x"]
+    r = etl("sql", "CREATE TABLE t AS SELECT 1")
+    assert r.code == 1 and "read-only" in r.err
+
+
+def test_sql_without_a_warehouse_says_what_to_do(etl, project):
+    r = etl("sql", "SELECT 1")
+    assert r.code == 1 and "etl run" in r.err
+
+
+@pytest.mark.slow
+def test_kill_9_at_any_moment_then_rerun_equals_an_uninterrupted_run(tmp_path):
+    """SIGKILL `etl run` at random moments; the rerun's outputs equal those of a clean run."""
+
+    def project(name):
+        d = tmp_path / name
+        d.mkdir()
+        (d / "etl.toml").write_text(CONFIG.format(rows=400_000))
+        return d
+
+    def etl_run(cwd):
+        return subprocess.Popen(
+            [sys.executable, "-m", "etl.cli", "--quiet", "run"],
+            cwd=cwd,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+
+    clean = project("clean")
+    assert etl_run(clean).wait() == 0
+    expected = query(
+        clean / "data/warehouse.duckdb",
+        "SELECT count(*), sum(hash(CONTADOR, DTOBITO, MUNRES, VALOR, _source_row)) FROM deaths",
+    )
+
+    rng = random.Random(7)
+    killed = project("killed")
+    for _ in range(4):
+        proc = etl_run(killed)
+        time.sleep(rng.uniform(0.5, 6.0))
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert not list((killed / "data/parquet").rglob("*.parquet")) or all(
+            p.stat().st_size > 0 for p in (killed / "data/parquet").rglob("*.parquet")
+        )
+    final = etl_run(killed)
+    assert final.wait() == 0, final.stderr.read().decode()
+    assert not list((killed / "data").rglob("*.tmp"))
+    got = query(
+        killed / "data/warehouse.duckdb",
+        "SELECT count(*), sum(hash(CONTADOR, DTOBITO, MUNRES, VALOR, _source_row)) FROM deaths",
+    )
+    assert got == expected
