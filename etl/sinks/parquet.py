@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,6 +114,10 @@ class ParquetSink:
         self._atomic = atomic_path(self.path)
         self._tmp: Path | None = None
         self._writer: pq.ParquetWriter | None = None
+        # Row groups are encoded and compressed on a background thread (pyarrow releases the GIL), so the
+        # reader producing the next batches runs meanwhile; at most one row group is in flight.
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet-sink")
+        self._in_flight: Future | None = None
 
     def __enter__(self) -> ParquetSink:
         self._tmp = self._atomic.__enter__()
@@ -124,7 +129,16 @@ class ParquetSink:
         if self.metadata:
             schema = schema.with_metadata({**(schema.metadata or {}), **self.metadata})
         self.schema = schema
-        self._writer = pq.ParquetWriter(self._tmp, schema, compression="zstd", compression_level=1)
+        # Lineage row numbers rise by one: delta encoding stores them in almost nothing.
+        delta = {"_source_row": "DELTA_BINARY_PACKED"} if "_source_row" in schema.names else None
+        self._writer = pq.ParquetWriter(
+            self._tmp,
+            schema,
+            compression="zstd",
+            compression_level=3,
+            use_dictionary=[n for n in schema.names if n != "_source_row"],
+            column_encoding=delta,
+        )
 
     def write(self, batch: pa.RecordBatch) -> None:
         if self._writer is None:
@@ -142,18 +156,32 @@ class ParquetSink:
     def _flush(self) -> None:
         if self._pending:
             table = pa.Table.from_batches(self._pending, schema=self.schema)
-            self._writer.write_table(table, row_group_size=table.num_rows)
             self._pending, self._pending_bytes = [], 0
+            self._wait()
+            self._in_flight = self._pool.submit(
+                self._writer.write_table, table, row_group_size=table.num_rows
+            )
+
+    def _wait(self) -> None:
+        if self._in_flight is not None:
+            future, self._in_flight = self._in_flight, None
+            future.result()
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if self._writer is None:  # nothing to write: leave no file
+            self._pool.shutdown()
             self._atomic.__exit__(exc_type or _NoOutput, exc or _NoOutput(), tb)
             return
         try:
             if exc_type is None:
                 self._flush()
+                self._wait()
+        except BaseException as e:
+            exc_type, exc, tb = type(e), e, e.__traceback__
+            raise
         finally:
             self._pending = []
+            self._pool.shutdown(wait=True)
             self._writer.close()
             self._atomic.__exit__(exc_type, exc, tb)
 
