@@ -28,6 +28,7 @@ test-fast: $(STAMP) ## Run the tests, skipping those marked slow
 	$(BIN)/pytest -m "not slow"
 
 bench: $(STAMP) ## Run the benchmarks; tables go to benchmarks/results/
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m benchmarks
 
 lint: $(STAMP) ## Check code style with ruff
