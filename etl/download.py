@@ -16,7 +16,7 @@ from etl.sinks.parquet import fsync_dir
 
 logger = logging.getLogger(__name__)
 
-CHUNK = 1024 * 1024
+CHUNK = 64 * 1024
 PART_SUFFIX = ".part"
 RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
 

@@ -239,13 +239,16 @@ def convert_file(path: Path, out_dir: Path, dataset: Dataset, ctx: Context) -> C
     out = Path(out_dir) / f"{stem}.parquet"
     rejects_out = Path(out_dir) / "_rejects" / f"{stem}.parquet"
     rejects: list[pa.Table] = []
+    # DuckDB does not say how far into the file it is: bytes done are estimated from the average row length.
+    size = path.stat().st_size if path.exists() else 0
+    per_row = _row_bytes(path) if size and path.suffix != ".gz" else 0
     with (
-        ctx.bar(None, "rows", path.name) as bar,
+        ctx.bar(size if per_row else None, "B" if per_row else "rows", path.name) as bar,
         ParquetSink(out, row_group_bytes=row_group_bytes(ctx.settings.memory_limit)) as sink,
     ):
         for batch in read_batches(path, dataset.options, ctx.settings, rejects.append):
             sink.write(with_lineage(batch, path.name, sink.rows + 1))
-            bar.update(batch.num_rows)
+            bar.update(min(batch.num_rows * per_row, size - bar.n) if per_row else batch.num_rows)
     rejected = rejects[0].num_rows if rejects else 0
     if sink.rows == 0 and rejected == 0:
         raise SourceError("no data rows (header only?)", file=str(path))

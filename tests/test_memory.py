@@ -1,0 +1,46 @@
+"""Memory is a contract: a CSV many times larger than a small budget converts within it (child process)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import duckdb
+import pytest
+
+from etl.memory import MB, RssMonitor, duckdb_memory_limit, duckdb_threads
+
+
+def test_duckdb_settings_leave_room_within_the_budget():
+    for budget in (256 * MB, 512 * MB, 1024 * MB, 8192 * MB):
+        assert duckdb_memory_limit(budget) + 150 * MB <= budget
+    assert duckdb_threads(256 * MB, 4) == 1 and duckdb_threads(1024 * MB, 4) == 4
+
+
+def test_rss_monitor_sees_an_allocation():
+    with RssMonitor() as rss:
+        block = bytearray(80 * MB)
+        block[::4096] = b"x" * len(block[::4096])
+        rss.sample()
+        del block
+    assert rss.peak_mb >= 80
+
+
+@pytest.mark.slow
+def test_a_csv_four_times_the_budget_converts_within_it(tmp_path):
+    src = tmp_path / "big.csv"
+    duckdb.sql(f"""COPY (SELECT i AS id, 'nome ' || (i * 7919 % 100003) AS nome, (i % 1000)::INT AS code,
+        DATE '2020-01-01' + (i % 1500)::INT AS d, round(i / 7, 2) AS val, md5(i::VARCHAR) AS h
+        FROM range(14000000) t(i)) TO '{src}' (HEADER, DELIMITER ';')""")
+    assert src.stat().st_size > 4 * 256 * MB
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "etl.cli", "--json", "--memory-limit", "256MB", "--data-dir", str(tmp_path / "data"),
+         "convert", "csv", str(src), "--out", str(tmp_path / "out")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    summary = json.loads(proc.stdout.read())
+    assert os.waitstatus_to_exitcode(status) == 0, proc.stderr.read().decode()
+    assert summary["rows"] == 14_000_000 and summary["rejected"] == 0
+    peak_mb = usage.ru_maxrss / 1024
+    assert peak_mb < 256, f"peak RSS {peak_mb:.0f} MB over a 256 MB budget"
+    assert summary["steps"][0]["over_budget"] is False
