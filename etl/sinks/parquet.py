@@ -136,7 +136,7 @@ class ParquetSink:
             schema,
             compression="zstd",
             compression_level=3,
-            use_dictionary=[n for n in schema.names if n != "_source_row"],
+            use_dictionary=[f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)],
             column_encoding=delta,
         )
 
