@@ -34,9 +34,24 @@ def test_a_csv_four_times_the_budget_converts_within_it(tmp_path):
         FROM range(14000000) t(i)) TO '{src}' (HEADER, DELIMITER ';')""")
     assert src.stat().st_size > 4 * 256 * MB
     proc = subprocess.Popen(
-        [sys.executable, "-m", "etl.cli", "--json", "--memory-limit", "256MB", "--data-dir", str(tmp_path / "data"),
-         "convert", "csv", str(src), "--out", str(tmp_path / "out")],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        [
+            sys.executable,
+            "-m",
+            "etl.cli",
+            "--json",
+            "--memory-limit",
+            "256MB",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "convert",
+            "csv",
+            str(src),
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     _, status, usage = os.wait4(proc.pid, 0)
     summary = json.loads(proc.stdout.read())
     assert os.waitstatus_to_exitcode(status) == 0, proc.stderr.read().decode()

@@ -71,6 +71,15 @@ def test_a_changed_raw_file_is_converted_again(etl, project):
     assert query(project / "data/warehouse.duckdb", "SELECT count(*) FROM deaths") == [(again["rows"],)]
 
 
+def test_a_touched_but_identical_file_is_not_converted_again(etl, project):
+    assert etl("run").code == 0
+    raw = project / "data/raw/deaths/deaths.csv"
+    os.utime(raw, ns=(raw.stat().st_atime_ns, raw.stat().st_mtime_ns + 10**9))
+    again = json.loads(etl("--json", "run").out)
+    assert [s["status"] for s in again["steps"] if s["step"] == "convert"] == ["skipped"]
+    assert "crc32:" in etl("--json", "status").out
+
+
 def test_a_bad_file_fails_alone_and_the_exit_code_says_so(etl, project):
     (project / "etl.toml").write_text(CONFIG.format(rows=100) + 'paths = ["in/*.csv"]\n')
     (project / "in").mkdir()

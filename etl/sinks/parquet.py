@@ -136,7 +136,9 @@ class ParquetSink:
             schema,
             compression="zstd",
             compression_level=3,
-            use_dictionary=[f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)],
+            use_dictionary=[
+                f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
+            ],
             column_encoding=delta,
         )
 
