@@ -42,6 +42,8 @@ def add_option_flags(parser: argparse.ArgumentParser, options_cls: type, skip: t
             tp = next(a for a in args if a is not type(None))
             args = typing.get_args(tp)
         kw: dict[str, Any] = {"dest": f"opt_{f.name}", "default": None, "help": f.metadata.get("help")}
+        if tp is not bool:
+            kw["metavar"] = f.name.upper()
         if tp is bool:
             kw["action"] = argparse.BooleanOptionalAction
         elif typing.get_origin(tp) is list:
