@@ -6,11 +6,12 @@ Each step is measured (rows, bytes, seconds, peak RSS) and recorded; one failed 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,7 @@ class Summary:
     steps: list[Step] = field(default_factory=list)
     memory_limit_mb: float = 0.0
     run_id: int | None = None
+    interrupted: bool = False
 
     @property
     def failed(self) -> list[Step]:
@@ -59,7 +61,7 @@ class Summary:
         return {
             "command": self.command,
             "run_id": self.run_id,
-            "status": "failed" if self.failed else "ok",
+            "status": "interrupted" if self.interrupted else "failed" if self.failed else "ok",
             "rows": sum(s.rows for s in done if s.step == "convert"),
             "rejected": sum(s.rejected for s in done if s.step == "convert"),
             "bytes": sum(s.bytes for s in done if s.step == "convert"),
@@ -145,21 +147,28 @@ class Pipeline:
     def run(self, only: Iterable[str] | None = None, *, command: str = "run") -> Summary:
         """acquire + convert every selected dataset, then rebuild the warehouse and run its transforms."""
         summary = self._start(command)
-        try:
+        with self._recorded(summary):
             for ds in self.datasets(only):
                 self.convert_dataset(ds, summary)
             self.build_warehouse(summary)
-        finally:
-            self._finish(summary)
         return summary
 
     def transform(self) -> Summary:
         summary = self._start("transform")
-        try:
+        with self._recorded(summary):
             self.build_warehouse(summary)
+        return summary
+
+    @contextlib.contextmanager
+    def _recorded(self, summary: Summary) -> Iterator[None]:
+        """Record the run and write its report however it ends; Ctrl-C marks it interrupted."""
+        try:
+            yield
+        except KeyboardInterrupt:
+            summary.interrupted = True
+            raise
         finally:
             self._finish(summary)
-        return summary
 
     def _start(self, command: str) -> Summary:
         for folder in (self.settings.raw_dir, self.settings.parquet_dir, self.settings.reports_dir):

@@ -165,3 +165,20 @@ def test_kill_9_at_any_moment_then_rerun_equals_an_uninterrupted_run(tmp_path):
         "SELECT count(*), sum(hash(CONTADOR, DTOBITO, MUNRES, VALOR, _source_row)) FROM deaths",
     )
     assert got == expected
+
+
+def test_ctrl_c_is_recorded_as_interrupted_and_the_rerun_completes(etl, project, monkeypatch):
+    from etl.sources import csv
+
+    real = csv.convert_file
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(csv, "convert_file", interrupted)
+    r = etl("run")
+    assert r.code == 130 and "run the same command again" in r.err
+    assert json.loads((project / "data/reports/last-run.json").read_text())["status"] == "interrupted"
+    monkeypatch.setattr(csv, "convert_file", real)
+    assert etl("run").code == 0
+    assert "run 2 run: ok" in etl("status").out and "run 1 run: interrupted" in etl("status").out
