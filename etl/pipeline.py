@@ -199,7 +199,7 @@ class Pipeline:
         def acquire() -> list[Path]:
             if hasattr(source, "acquire"):
                 return source.acquire(ds, raw_dir, self.ctx)
-            return [self.ctx.resolve(p) for p in ds.options.paths]
+            return local_files(ds.options.paths, self.ctx)
 
         files = measured(summary, step, self.settings.memory_limit, acquire) or []
         step.rows = len(files)

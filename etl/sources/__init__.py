@@ -17,6 +17,7 @@ A source module (etl/sources/<kind>.py, registered in KINDS) provides:
 
 from __future__ import annotations
 
+import glob
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-from etl.errors import ConfigError
+from etl.errors import ConfigError, SourceError
 
 if TYPE_CHECKING:
     from etl.config import Settings
@@ -35,6 +36,8 @@ SINGLE_TABLE = "records"
 # kind -> module; modules are imported only when a dataset of that kind is used (keeps start-up fast).
 KINDS = {
     "csv": "etl.sources.csv",
+    "dbf": "etl.sources.dbf",
+    "dbc": "etl.sources.dbc",
 }
 
 
@@ -77,3 +80,14 @@ def get_source(kind: str, where: str = "") -> ModuleType:
             hint=f"Known kinds: {', '.join(sorted(KINDS))}",
         )
     return importlib.import_module(KINDS[kind])
+
+
+def local_files(patterns: list[str], ctx: Context) -> list[Path]:
+    """The files matching a dataset's `paths` (globs resolved from the config's folder), in name order."""
+    files: list[Path] = []
+    for pattern in patterns:
+        matches = sorted(glob.glob(str(ctx.resolve(pattern))))
+        if not matches and not glob.has_magic(pattern):
+            raise SourceError(f"{ctx.resolve(pattern)} does not exist", hint="Check the dataset's paths")
+        files += [Path(m) for m in matches if not m.endswith((".part", ".tmp"))]
+    return files

@@ -6,7 +6,6 @@ Rows that do not parse or do not fit their column's type are kept in `_rejects/`
 from __future__ import annotations
 
 import codecs
-import glob
 import gzip
 import logging
 import re
@@ -23,7 +22,7 @@ from etl.errors import ConfigError, SourceError
 from etl.memory import MB, batch_rows
 from etl.sinks.duckdb import connect, quote_ident, quote_literal
 from etl.sinks.parquet import ParquetSink, atomic_path, row_group_bytes, with_lineage
-from etl.sources import SINGLE_TABLE, Context, ConvertResult
+from etl.sources import SINGLE_TABLE, Context, ConvertResult, local_files
 
 logger = logging.getLogger(__name__)
 
@@ -75,12 +74,8 @@ def acquire(dataset: Dataset, raw_dir: Path, ctx: Context) -> list[Path]:
         from etl.samples.csv import write_sample
 
         write_sample(raw_dir / f"{dataset.name}.csv", rows=opts.sample_rows)
-    files: list[Path] = []
-    for pattern in opts.paths or ([] if opts.urls else [str(raw_dir / "*.csv"), str(raw_dir / "*.csv.gz")]):
-        matches = sorted(glob.glob(str(ctx.resolve(pattern))))
-        if not matches and not glob.has_magic(pattern):
-            raise SourceError(f"{ctx.resolve(pattern)} does not exist", hint="Check the dataset's paths")
-        files += [Path(m) for m in matches if not m.endswith((".part", ".tmp"))]
+    default = [] if opts.urls else [str(raw_dir / "*.csv"), str(raw_dir / "*.csv.gz")]
+    files = local_files(opts.paths or default, ctx)
     if opts.urls:
         from etl.download import download
 

@@ -1,0 +1,77 @@
+import datetime as dt
+import json
+import struct
+
+import pyarrow.parquet as pq
+import pytest
+
+from etl.errors import ConversionError, SourceError
+from etl.sources.dbc import dbc_to_dbf, write_dbc
+from etl.sources.dbf import write_dbf
+from tests.conftest import samples_dir
+
+FIELDS = [("N_AIH", "C", 13, 0), ("MUNIC_RES", "C", 6, 0), ("DT_INTER", "D", 8, 0), ("VAL_TOT", "N", 10, 2)]
+
+
+@pytest.fixture
+def dbc(tmp_path):
+    records = [(f"{i:013d}", "355030", dt.date(2023, 3, 1 + i % 28), i / 4) for i in range(3000)]
+    write_dbf(tmp_path / "RDSP2303.dbf", FIELDS, records)
+    return write_dbc(tmp_path / "RDSP2303.dbf", tmp_path / "RDSP2303.dbc")
+
+
+def test_written_dbc_decompresses_to_the_same_dbf(tmp_path, dbc):
+    dbc_to_dbf(dbc, tmp_path / "back.dbf")
+    assert (tmp_path / "back.dbf").read_bytes() == (tmp_path / "RDSP2303.dbf").read_bytes()
+
+
+@pytest.mark.skipif(samples_dir() is None, reason="shared samples not present")
+def test_real_dbc_round_trip(tmp_path):
+    dbf = dbc_to_dbf(samples_dir() / "datasus/sids.dbc", tmp_path / "sids.dbf")
+    assert dbf.read_bytes() == (samples_dir() / "datasus/expected-sids.dbf").read_bytes()
+    again = dbc_to_dbf(write_dbc(dbf, tmp_path / "again.dbc"), tmp_path / "again.dbf")
+    assert again.read_bytes() == dbf.read_bytes()
+
+
+def damage(dbc, tmp_path, how):
+    raw = bytearray(dbc.read_bytes())
+    hlen = struct.unpack("<H", raw[8:10])[0]
+    if how == "truncated":
+        raw = raw[: len(raw) * 2 // 3]
+    elif how == "crc":
+        raw[hlen] ^= 0xFF
+    elif how == "corrupt":
+        raw[hlen + 4 + 5000] ^= 0x10  # one bit of a literal: the data changes, the CRC no longer matches
+    path = tmp_path / f"{how}.dbc"
+    path.write_bytes(bytes(raw))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("how", "message"),
+    [("truncated", "decompress"), ("crc", "CRC-32 mismatch"), ("corrupt", "CRC-32 mismatch")],
+)
+def test_damaged_dbc_is_an_error_and_leaves_nothing(tmp_path, dbc, how, message):
+    bad = damage(dbc, tmp_path, how)
+    with pytest.raises(ConversionError, match=f"{how}.dbc: .*{message}"):
+        dbc_to_dbf(bad, tmp_path / "out" / "x.dbf")
+    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+
+
+def test_not_a_dbc(tmp_path):
+    (tmp_path / "x.dbc").write_bytes(b"PK\x03\x04" + b"\x00" * 100)
+    with pytest.raises(SourceError, match="not a DATASUS .dbc file"):
+        dbc_to_dbf(tmp_path / "x.dbc", tmp_path / "x.dbf")
+
+
+def test_cli_convert_dbc_goes_on_after_a_bad_file(etl, tmp_path, dbc):
+    bad = damage(dbc, tmp_path, "crc")
+    r = etl("--json", "convert", "dbc", bad, dbc, "--out", "out")
+    assert r.code == 1
+    assert "crc.dbc" in r.err and "CRC-32 mismatch" in r.err
+    summary = json.loads(r.out)
+    assert summary["rows"] == 3000 and summary["failed"] == 1
+    table = pq.read_table(tmp_path / "out/RDSP2303.parquet")
+    assert table.column("_source_file")[0].as_py() == "RDSP2303.dbc"
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["RDSP2303.parquet"]
+    assert not list((tmp_path / "data").rglob("*.dbf"))

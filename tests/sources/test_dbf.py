@@ -1,0 +1,226 @@
+import datetime as dt
+import json
+import os
+import struct
+import subprocess
+import sys
+from decimal import Decimal
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+from dbfread import DBF, FieldParser
+
+from etl.errors import SourceError
+from etl.sources.dbc import dbc_to_dbf
+from etl.sources.dbf import DbfStats, read_batches, read_header, write_dbf
+from tests.conftest import samples_dir
+
+FIELDS = [
+    ("NOME", "C", 20, 0),
+    ("IDADE", "N", 3, 0),
+    ("VAL_TOT", "N", 12, 2),
+    ("DT_INTER", "D", 8, 0),
+    ("UTI", "L", 1, 0),
+]
+RECORDS = [
+    ("São José", 34, 12.5, dt.date(2023, 1, 2), True),
+    (None, None, None, None, None),
+    ("a\x00b", 5, -1.25, "15/05/20", False),
+    ("Ção ", "x9", "1,5", "00000000", None),
+]
+
+
+def table(path):
+    return pq.read_table(path).to_pylist()
+
+
+def test_types_blanks_invalid_values_and_lineage(tmp_path):
+    write_dbf(tmp_path / "t.dbf", FIELDS, RECORDS)
+    stats = DbfStats()
+    rows = [r for b in read_batches(tmp_path / "t.dbf", lineage="t.dbf", stats=stats) for r in b.to_pylist()]
+    assert rows[0] == {
+        "NOME": "São José",
+        "IDADE": 34,
+        "VAL_TOT": Decimal("12.50"),
+        "DT_INTER": dt.date(2023, 1, 2),
+        "UTI": True,
+        "_source_file": "t.dbf",
+        "_source_row": 1,
+    }
+    assert rows[1] == {
+        "NOME": "",
+        "IDADE": None,
+        "VAL_TOT": None,
+        "DT_INTER": None,
+        "UTI": None,
+        "_source_file": "t.dbf",
+        "_source_row": 2,
+    }
+    assert (
+        rows[2]["NOME"] == "a\x00b" and rows[2]["DT_INTER"] is None and rows[2]["VAL_TOT"] == Decimal("-1.25")
+    )
+    assert rows[3]["NOME"] == "Ção" and rows[3]["IDADE"] is None and rows[3]["VAL_TOT"] == Decimal("1.50")
+    assert rows[3]["DT_INTER"] is None  # zeros are a blank date, not an invalid one
+    assert stats.nulled == {"DT_INTER": 1, "IDADE": 1}
+
+
+def test_small_batches_cover_every_record(tmp_path):
+    records = [
+        (f"n{i}", i % 999, i / 4, dt.date(2020, 1, 1) + dt.timedelta(days=i % 900), i % 2 == 0)
+        for i in range(60_000)
+    ]
+    write_dbf(tmp_path / "m.dbf", FIELDS, records, deleted={10, 59_999})
+    stats = DbfStats()
+    batches = list(read_batches(tmp_path / "m.dbf", memory_limit=1, lineage="m", stats=stats))
+    assert len(batches) > 1 and sum(b.num_rows for b in batches) == 59_998
+    assert [r for r, _ in stats.deleted] == [11, 60_000]
+    rows = [r for b in batches for r in b.to_pylist()]
+    assert rows[10] == {
+        "NOME": "n11",
+        "IDADE": 11,
+        "VAL_TOT": Decimal("2.75"),
+        "DT_INTER": dt.date(2020, 1, 12),
+        "UTI": False,
+        "_source_file": "m",
+        "_source_row": 12,
+    }
+
+
+@pytest.mark.parametrize("encoding", ["cp850", "cp1252"])
+def test_encodings_per_file_and_per_column(tmp_path, encoding):
+    write_dbf(
+        tmp_path / "e.dbf",
+        [("A", "C", 10, 0), ("B", "C", 10, 0)],
+        [("Ção€" if encoding == "cp1252" else "Ção", "é")],
+        encoding=encoding,
+    )
+    (row,) = (next(read_batches(tmp_path / "e.dbf", encoding=encoding)).to_pylist(),)
+    assert row[0]["A"].startswith("Ção")
+    raw = (tmp_path / "e.dbf").read_bytes()
+    (tmp_path / "f.dbf").write_bytes(raw.replace("é".encode(encoding), "é".encode("latin-1")))
+    mixed = next(
+        read_batches(tmp_path / "f.dbf", encoding=encoding, column_encodings={"B": "latin-1"})
+    ).to_pylist()
+    assert mixed[0]["B"] == "é"
+
+
+def test_header_quirks_of_real_files(tmp_path):
+    write_dbf(tmp_path / "q.dbf", FIELDS, RECORDS[:1])
+    raw = bytearray((tmp_path / "q.dbf").read_bytes())
+    hlen = struct.unpack("<H", raw[8:10])[0]
+    raw[hlen - 1] = 0x00  # terminator 0x00 instead of 0x0D
+    quirky = (
+        raw[:hlen] + b"\x00" + raw[hlen:-1] + b"garbage"
+    )  # a pad byte (32n + 34), no 0x1A, trailing bytes
+    quirky[8:10] = struct.pack("<H", hlen + 1)
+    (tmp_path / "quirky.dbf").write_bytes(quirky)
+    assert next(read_batches(tmp_path / "quirky.dbf")).to_pylist()[0]["NOME"] == "São José"
+
+
+def test_truncated_and_not_a_dbf(tmp_path):
+    write_dbf(tmp_path / "t.dbf", FIELDS, RECORDS)
+    (tmp_path / "cut.dbf").write_bytes((tmp_path / "t.dbf").read_bytes()[:-40])
+    with pytest.raises(
+        SourceError, match="cut.dbf: truncated: the header declares 4 records, the file holds 3"
+    ):
+        read_header(tmp_path / "cut.dbf")
+    (tmp_path / "no.dbf").write_text("id,name\n1,x\n" * 10)
+    with pytest.raises(SourceError, match="no.dbf: not a DBF file"):
+        read_header(tmp_path / "no.dbf")
+
+
+def test_cli_convert_dbf_reports_deleted_and_untyped(etl, tmp_path):
+    write_dbf(tmp_path / "RDSP2301.dbf", FIELDS, RECORDS, deleted={1})
+    r = etl("--json", "convert", "dbf", tmp_path / "RDSP2301.dbf", "--out", "out")
+    assert r.code == 0, r.err
+    summary = json.loads(r.out)
+    assert (summary["rows"], summary["rejected"]) == (3, 1)
+    rejects = table(tmp_path / "out/_rejects/RDSP2301.parquet")
+    assert rejects[0]["record"] == 2 and rejects[0]["reason"] == "deleted"
+    assert [r["_source_row"] for r in table(tmp_path / "out/RDSP2301.parquet")] == [1, 3, 4]
+
+
+@pytest.mark.skipif(samples_dir() is None, reason="shared samples not present")
+@pytest.mark.parametrize("name", ["sids.dbc", "ZIKABR21.dbc", "STPI2206.dbc"])
+def test_parity_with_dbfread_on_real_files(tmp_path, name):
+    class Lenient(FieldParser):  # real D fields hold garbage such as 15/05/20: null, as etl does
+        def parseD(self, field, data):
+            try:
+                return super().parseD(field, data)
+            except ValueError:
+                return None
+
+    dbf = dbc_to_dbf(samples_dir() / "datasus" / name, tmp_path / "x.dbf")
+    expected = list(DBF(dbf, encoding="latin-1", parserclass=Lenient, char_decode_errors="strict"))
+    got = [r for b in read_batches(dbf) for r in b.to_pylist()]
+    assert len(got) == len(expected) == read_header(dbf).records
+    for i, (ours, theirs) in enumerate(zip(got, expected, strict=True)):
+        for key, value in theirs.items():
+            mine = ours[key]
+            if isinstance(mine, Decimal) or isinstance(value, float):
+                assert (mine is None and value is None) or float(mine) == pytest.approx(value), (i, key)
+            else:
+                assert mine == value, (i, key, mine, value)
+
+
+@pytest.mark.slow
+def test_a_dbf_many_times_the_budget_converts_within_it(tmp_path):
+    fields = [
+        ("N_AIH", "C", 13, 0),
+        ("MUNIC_RES", "C", 6, 0),
+        ("DT_INTER", "D", 8, 0),
+        ("IDADE", "N", 3, 0),
+        ("VAL_TOT", "N", 13, 2),
+        ("DIAG_PRINC", "C", 4, 0),
+        ("NOME", "C", 80, 0),
+    ]
+    block = 10_000
+    recs = (
+        (
+            f"35{i:011d}",
+            f"{355000 + i % 900}",
+            dt.date(2023, 1 + i % 12, 1 + i % 28),
+            i % 100,
+            i / 3,
+            f"I{i % 99:02d}",
+            f"Hospital {i % 5000}",
+        )
+        for i in range(block)
+    )
+    write_dbf(tmp_path / "small.dbf", fields, recs)
+    raw = (tmp_path / "small.dbf").read_bytes()
+    hlen = struct.unpack("<H", raw[8:10])[0]
+    repeats = 500  # 5M records: the block of 10,000 written again and again
+    rows = block * repeats
+    with open(tmp_path / "big.dbf", "wb") as f:
+        f.write(raw[:4] + struct.pack("<I", rows) + raw[8:hlen])
+        for _ in range(repeats):
+            f.write(raw[hlen:-1])
+    assert (tmp_path / "big.dbf").stat().st_size > 2 * 256 * 2**20
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "etl.cli",
+            "--json",
+            "--memory-limit",
+            "256MB",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "convert",
+            "dbf",
+            str(tmp_path / "big.dbf"),
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    _, status, usage = os.wait4(proc.pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, proc.stderr.read().decode()
+    assert json.loads(proc.stdout.read())["rows"] == rows
+    assert usage.ru_maxrss / 1024 < 256
+    assert duckdb.sql(f"SELECT count(DISTINCT _source_row) FROM '{tmp_path}/out/big.parquet'").fetchall() == [
+        (rows,)
+    ]
