@@ -21,7 +21,7 @@ from etl.errors import EtlError
 from etl.memory import MB, RssMonitor
 from etl.sinks import duckdb as warehouse
 from etl.sinks.parquet import atomic_path, remove_partials
-from etl.sources import Context, ConvertResult, get_source
+from etl.sources import Context, ConvertResult, get_source, local_files
 from etl.state import StateStore
 
 logger = logging.getLogger(__name__)
