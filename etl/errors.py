@@ -40,6 +40,14 @@ class FetchError(EtlError):
     """A transient network failure that outlasted its retries."""
 
 
+class FetchFailures(FetchError):
+    """Some files of a dataset could not be fetched; `fetched` are those that were, `failures` (file, error) the rest."""
+
+    def __init__(self, fetched: list, failures: list[tuple[str, str]]):
+        self.fetched, self.failures = fetched, failures
+        super().__init__(f"{len(failures)} file(s) could not be fetched: " + "; ".join(f"{f}: {e}" for f, e in failures))
+
+
 class ConversionError(EtlError):
     """A file could not be converted to Parquet."""
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from etl.config import Config, Dataset
-from etl.errors import EtlError
+from etl.errors import EtlError, FetchFailures
 from etl.memory import MB, RssMonitor
 from etl.sinks import duckdb as warehouse
 from etl.sinks.parquet import atomic_path, remove_partials
@@ -25,6 +25,9 @@ from etl.sources import Context, ConvertResult, get_source, local_files
 from etl.state import StateStore
 
 logger = logging.getLogger(__name__)
+
+# The transforms that ship with etl (sql/ beside the package), used where the configured sql_dir has none.
+BUILTIN_SQL = Path(__file__).resolve().parent.parent / "sql"
 
 
 @dataclass
@@ -113,15 +116,6 @@ def checksum(path: Path) -> str:
     return f"crc32:{crc:08x}"
 
 
-def state_key(path: Path, config: Config) -> str:
-    """How the state store names a raw file: relative to the data directory when under it."""
-    path = Path(path).resolve()
-    try:
-        return str(path.relative_to(config.settings.data_dir.resolve()))
-    except ValueError:
-        return str(path)
-
-
 class Pipeline:
     def __init__(self, config: Config, *, progress=None, force: bool = False):
         self.config = config
@@ -201,7 +195,16 @@ class Pipeline:
                 return source.acquire(ds, raw_dir, self.ctx)
             return local_files(ds.options.paths, self.ctx)
 
-        files = measured(summary, step, self.settings.memory_limit, acquire) or []
+        def acquire_recording_failures() -> list[Path]:
+            try:
+                return acquire()
+            except FetchFailures as e:  # the files fetched are converted; each failure is recorded
+                for file, error in e.failures:
+                    summary.steps.append(Step("fetch", dataset=ds.name, file=file, status="failed", error=error))
+                    logger.error("fetch %s: %s", file, error)
+                return e.fetched
+
+        files = measured(summary, step, self.settings.memory_limit, acquire_recording_failures) or []
         step.rows = len(files)
         return files
 
@@ -238,7 +241,7 @@ class Pipeline:
         return False
 
     def convert_one(self, source, ds: Dataset, path: Path, out_dir: Path, summary: Summary) -> None:
-        key = state_key(path, self.config)
+        key = self.ctx.state_key(path)
         step = Step("convert", dataset=ds.name, file=key)
         if self.is_done(ds, key, path):
             step.status = "skipped"
@@ -306,13 +309,19 @@ class Pipeline:
         return views
 
     def transforms(self, views: list[warehouse.View]) -> dict[str, list[Path]]:
-        """SQL files per dataset: sql/<kind>/*.sql, then sql/<dataset>/*.sql, for datasets with data."""
+        """SQL files per dataset with data: sql/<kind>/*.sql (or the kind's sql_folders), then sql/<dataset>/.
+
+        Each folder is looked up in the configured sql_dir first, then in the SQL shipped with etl.
+        """
         with_data = {v.schema for v in views}
-        sql_dir = self.settings.sql_dir
+        roots = [self.settings.sql_dir] + ([BUILTIN_SQL] if self.settings.sql_dir != BUILTIN_SQL else [])
         out = {}
         for ds in self.config.datasets.values():
             if ds.name in with_data:
-                folders = [sql_dir / ds.kind] + ([sql_dir / ds.name] if ds.name != ds.kind else [])
+                source = get_source(ds.kind)
+                names = source.sql_folders(ds) if hasattr(source, "sql_folders") else [ds.kind]
+                names += [ds.name] if ds.name != ds.kind else []
+                folders = [next((r / n for r in roots if (r / n).is_dir()), roots[0] / n) for n in names]
                 out[ds.name] = [f for folder in folders for f in warehouse.sql_files(folder)]
         return out
 

@@ -12,7 +12,10 @@ A source module (etl/sources/<kind>.py, registered in KINDS) provides:
   ``out_dir/<stem>.parquet`` for a single-table kind (its table is named ``records``),
   ``out_dir/<table>/<stem>.parquet`` for several tables;
   rejected rows under ``out_dir/_rejects/``. Written atomically, with lineage columns.
-- optionally ``read_batches(path, **options) -> Iterator[pyarrow.RecordBatch]``, the reader contract.
+- optionally ``read_batches(path, …) -> Iterator[pyarrow.RecordBatch]``, the reader contract, and
+  ``sql_folders(dataset) -> list[str]``: the folders under sql/ whose files transform the dataset (default: the kind).
+- ``acquire`` may raise ``FetchFailures`` carrying the files it did fetch: the run converts those, and records
+  each failed file.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ KINDS = {
     "csv": "etl.sources.csv",
     "dbf": "etl.sources.dbf",
     "dbc": "etl.sources.dbc",
+    "datasus": "etl.sources.datasus",
 }
 
 
@@ -49,6 +53,14 @@ class Context:
     base_dir: Path = Path(".")
     progress: Callable[..., Progress] | None = None
     state: StateStore | None = None
+
+    def state_key(self, path: Path) -> str:
+        """How the state store names a raw file: relative to the data directory when under it."""
+        path = Path(path).resolve()
+        try:
+            return str(path.relative_to(self.settings.data_dir.resolve()))
+        except ValueError:
+            return str(path)
 
     def resolve(self, path: str | Path) -> Path:
         p = Path(path).expanduser()

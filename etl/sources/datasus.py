@@ -1,0 +1,226 @@
+"""DATASUS microdata: `.dbc` files fetched from the FTP tree by system, group, state and period, then converted.
+
+A dataset selects files through the catalogue (etl.sources.datasus_catalog); each is downloaded once (a file whose
+listed size and date match what was fetched or converted before is not fetched again), verified, converted to
+Parquet, and with `keep_raw = false` deleted once its Parquet is written.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import pyarrow.parquet as pq
+
+from etl.config import Dataset
+from etl.errors import ConfigError, EtlError, FetchFailures, SourceError
+from etl.sinks.parquet import atomic_path
+from etl.sources import Context, ConvertResult, local_files
+from etl.sources.datasus_catalog import STATES, expected_names, folders_for, get_system, parse_name, wanted
+from etl.sources.dbc import convert_dbc
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "ftp://ftp.datasus.gov.br"
+
+
+@dataclass
+class Options:
+    system: str = field(default="SIH", metadata={"help": "SIH, SIA, SIM, SINASC, CNES or SINAN"})
+    group: str = field(default="RD", metadata={"help": "file group: RD, PA, DO, DN, ST, DENG, …"})
+    states: list[str] = field(default_factory=list, metadata={"help": "state codes (default: all)"})
+    years: list[int] = field(default_factory=list, metadata={"help": "years, e.g. 2022 2023"})
+    months: list[int] = field(default_factory=list, metadata={"help": "months 1-12 (default: all)"})
+    base_url: str = field(default=DEFAULT_BASE_URL, metadata={"help": "ftp:// or http(s):// root of the tree"})
+    workers: int = field(default=1, metadata={"help": "parallel downloads"})
+    keep_raw: bool = field(default=True, metadata={"help": "keep each .dbc once its Parquet is written"})
+    encoding: str = field(default="latin-1", metadata={"help": "text encoding of the files"})
+    column_encodings: dict[str, str] = field(default_factory=dict, metadata={"help": "per-column encodings"})
+    sample: bool = field(default=False, metadata={"help": "generate sample SIH RD files instead of fetching"})
+    sample_rows: int = field(default=30_000, metadata={"help": "records per generated sample file"})
+    paths: list[str] = field(default_factory=list, metadata={"help": "local .dbc/.zip files instead of fetching"})
+
+    def __post_init__(self) -> None:
+        system = get_system(self.system)
+        self.system, self.group = system.name, self.group.upper()
+        self.states = [s.upper() for s in self.states]
+        unknown = [s for s in self.states if s not in STATES and s != "BR"]
+        if unknown:
+            raise ConfigError(f"unknown state {unknown[0]!r}", hint="Use two-letter codes such as SP, RJ")
+        if any(not 1 <= m <= 12 for m in self.months):
+            raise ConfigError("months must be between 1 and 12")
+        if self.workers < 1:
+            raise ConfigError("workers must be at least 1")
+
+
+def sql_folders(dataset: Dataset) -> list[str]:
+    """sql/datasus/ for every DATASUS dataset, then sql/datasus/<system>_<group>/ for its group's views."""
+    return ["datasus", f"datasus/{dataset.options.system.lower()}_{dataset.options.group.lower()}"]
+
+
+def acquire(dataset: Dataset, raw_dir: Path, ctx: Context) -> list[Path]:
+    opts: Options = dataset.options
+    if opts.sample:
+        from etl.samples.datasus import write_sample
+
+        ctx.settings.tmp_dir.mkdir(parents=True, exist_ok=True)
+        return write_sample(raw_dir, ctx.settings.tmp_dir, rows=opts.sample_rows)
+    if opts.paths:
+        return [p for f in local_files(opts.paths, ctx) for p in (extract_zip(f, raw_dir) if _is_zip(f) else [f])]
+    if not opts.years:
+        raise ConfigError("a DATASUS dataset needs `years` (or `paths`, or `sample = true`)")
+    if opts.base_url.startswith("ftp://"):
+        return _fetch_ftp(dataset, raw_dir, ctx)
+    return _fetch_http(dataset, raw_dir, ctx)
+
+
+def _is_zip(path: Path) -> bool:
+    return path.suffix.lower() == ".zip"
+
+
+def extract_zip(archive: Path, dest: Path) -> list[Path]:
+    """Extract the .dbc members of a ZIP to disk (streamed, never in memory); refuse names escaping dest."""
+    out = []
+    with zipfile.ZipFile(archive) as zf:
+        for member in zf.infolist():
+            name = PurePosixPath(member.filename.replace("\\", "/"))
+            if name.is_absolute() or ".." in name.parts:
+                raise SourceError(f"refusing archive member {member.filename!r}: it escapes the folder",
+                                  file=str(archive))
+            if member.is_dir() or name.suffix.lower() != ".dbc":
+                continue
+            target = Path(dest) / name.name
+            with zf.open(member) as src, atomic_path(target) as tmp, open(tmp, "wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+            out.append(target)
+    return sorted(out)
+
+
+def _unchanged(ctx: Context, dataset: Dataset, local: Path, size: int | None, modified_ns: int | None) -> bool:
+    """Fetched or converted before with the same listed size and date (the local file may be gone: keep_raw)."""
+    if local.exists():
+        st = local.stat()
+        return st.st_size == size and (modified_ns is None or st.st_mtime_ns == modified_ns)
+    rec = ctx.state.get_file(dataset.name, ctx.state_key(local)) if ctx.state else None
+    return bool(rec and rec.stage in ("converted", "loaded") and rec.size == size
+                and (modified_ns is None or rec.mtime_ns == modified_ns))
+
+
+def _fetch_ftp(dataset: Dataset, raw_dir: Path, ctx: Context) -> list[Path]:
+    from etl.ftp import FtpClient
+
+    opts: Options = dataset.options
+    system = get_system(opts.system)
+    states = ["BR"] if system.national else opts.states
+    client = FtpClient(opts.base_url)
+    todo = []
+    try:
+        for folder in folders_for(system, opts.group, opts.years, opts.months):
+            for remote in client.list(folder):
+                parsed = parse_name(remote.name, system)
+                if parsed and wanted(parsed, opts.group, states, opts.years, opts.months):
+                    todo.append((folder, remote))
+    finally:
+        client.close()
+    todo.sort(key=lambda fr: fr[1].name)
+    if not todo:
+        logger.warning("%s: no files on %s match the selection", dataset.name, opts.base_url)
+
+    def fetch(item) -> Path:
+        folder, remote = item
+        local = Path(raw_dir) / remote.name
+        modified_ns = int(remote.modified.timestamp() * 1e9) if remote.modified else None
+        if _unchanged(ctx, dataset, local, remote.size, modified_ns):
+            logger.info("%s: unchanged, not fetched again", remote.name)
+            return local
+        worker = FtpClient(opts.base_url)
+        try:
+            with ctx.bar(remote.size, "B", remote.name) as bar:
+                path = worker.download(folder, remote, raw_dir, progress=bar)
+        finally:
+            worker.close()
+        if ctx.state:
+            st = path.stat()
+            ctx.state.put_file(dataset.name, ctx.state_key(path), "fetched", origin=f"{opts.base_url}{folder}/"
+                               f"{remote.name}", size=st.st_size, mtime_ns=st.st_mtime_ns, error=None)
+        return path
+
+    return _run_all(dataset, ctx, raw_dir, todo, fetch, opts.workers, lambda item: item[1].name)
+
+
+def _fetch_http(dataset: Dataset, raw_dir: Path, ctx: Context) -> list[Path]:
+    """A mirror over http(s) cannot be listed: ask for the names the catalogue expects (404: not published)."""
+    from etl.download import download
+
+    opts: Options = dataset.options
+    system = get_system(opts.system)
+    folders = folders_for(system, opts.group, opts.years, opts.months)
+    names = expected_names(system, opts.group, opts.states, opts.years, opts.months)
+
+    def fetch(name: str) -> Path | None:
+        local = Path(raw_dir) / name
+        if local.exists():
+            return local
+        for folder in folders:
+            try:
+                return download(f"{opts.base_url.rstrip('/')}{folder}/{name}", raw_dir)
+            except EtlError as e:
+                if "HTTP 404" not in str(e):
+                    raise
+        logger.info("%s: not published", name)
+        return None
+
+    return [p for p in _run_all(dataset, ctx, raw_dir, names, fetch, opts.workers, str) if p is not None]
+
+
+def _run_all(dataset: Dataset, ctx: Context, raw_dir: Path, items: list, fetch, workers: int, name) -> list[Path]:
+    """Fetch every item (in parallel with workers > 1); one failure does not stop the others."""
+    fetched, failures = [], []
+
+    def guarded(item):
+        try:
+            return fetch(item), None
+        except EtlError as e:
+            if ctx.state:
+                ctx.state.put_file(dataset.name, ctx.state_key(Path(raw_dir) / name(item)), "failed", error=str(e))
+            return None, (name(item), str(e))
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for path, failure in pool.map(guarded, items):
+            if failure:
+                failures.append(failure)
+            elif path is not None:
+                fetched.append(path)
+    if failures:
+        raise FetchFailures(fetched, failures)
+    return fetched
+
+
+def convert_file(path: Path, out_dir: Path, dataset: Dataset, ctx: Context) -> ConvertResult:
+    """Convert one .dbc; report columns that differ from the dataset's earlier files; drop the .dbc if asked."""
+    opts: Options = dataset.options
+    result = convert_dbc(Path(path), Path(out_dir), ctx, encoding=opts.encoding,
+                         column_encodings=opts.column_encodings)
+    if result.outputs and ctx.state:
+        result.warnings += _schema_drift(dataset, ctx, result.outputs["records"], Path(path).name)
+    if not opts.keep_raw and not opts.sample:
+        Path(path).unlink(missing_ok=True)
+    return result
+
+
+def _schema_drift(dataset: Dataset, ctx: Context, parquet: Path, name: str) -> list[str]:
+    """Columns differing from the first converted file of the dataset (the warehouse view keeps them all)."""
+    first = next((r for r in ctx.state.files(dataset.name) if r.stage == "converted" and "records" in r.outputs
+                  and Path(r.outputs["records"]) != parquet and Path(r.outputs["records"]).exists()), None)
+    if first is None:
+        return []
+    ours = set(pq.read_schema(parquet).names)
+    theirs = set(pq.read_schema(first.outputs["records"]).names)
+    if ours == theirs:
+        return []
+    return [f"columns differ from {Path(first.path).name}: only here {sorted(ours - theirs)}, "
+            f"missing here {sorted(theirs - ours)} (the warehouse view has all of them, null where absent)"]
