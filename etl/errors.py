@@ -45,7 +45,9 @@ class FetchFailures(FetchError):
 
     def __init__(self, fetched: list, failures: list[tuple[str, str]]):
         self.fetched, self.failures = fetched, failures
-        super().__init__(f"{len(failures)} file(s) could not be fetched: " + "; ".join(f"{f}: {e}" for f, e in failures))
+        super().__init__(
+            f"{len(failures)} file(s) could not be fetched: " + "; ".join(f"{f}: {e}" for f, e in failures)
+        )
 
 
 class ConversionError(EtlError):

@@ -67,9 +67,11 @@ class FtpClient:
             except TRANSIENT as e:
                 self.close()
                 if attempt + 1 == self.tries:
-                    raise FetchError(f"{what} failed after {self.tries} tries: {e or type(e).__name__}",
-                                     file=f"ftp://{self.host}{self.base}",
-                                     hint="Run again to resume; check the server or --base-url") from None
+                    raise FetchError(
+                        f"{what} failed after {self.tries} tries: {e or type(e).__name__}",
+                        file=f"ftp://{self.host}{self.base}",
+                        hint="Run again to resume; check the server or --base-url",
+                    ) from None
                 delay = retry_delay(attempt)
                 logger.warning("%s: %s; retrying in %.1fs", what, e or type(e).__name__, delay)
                 time.sleep(delay)
@@ -82,8 +84,11 @@ class FtpClient:
         def op(ftp: ftplib.FTP) -> list[RemoteFile]:
             try:
                 entries = list(ftp.mlsd(path, facts=["type", "size", "modify"]))
-                return [RemoteFile(name, int(f["size"]) if "size" in f else None, _mdtm(f.get("modify")))
-                        for name, f in entries if f.get("type") == "file"]
+                return [
+                    RemoteFile(name, int(f["size"]) if "size" in f else None, _mdtm(f.get("modify")))
+                    for name, f in entries
+                    if f.get("type") == "file"
+                ]
             except ftplib.error_perm as e:
                 if not str(e).startswith("500") and not str(e).startswith("502"):
                     raise
@@ -98,7 +103,7 @@ class FtpClient:
         try:
             return self._retrying(f"listing {path}", op)
         except ftplib.error_perm as e:
-            if str(e).startswith("550"):  # no such folder: nothing published there
+            if str(e)[:3] in ("550", "501"):  # no such folder (550; 501 from some servers): nothing published
                 return []
             raise FetchError(f"listing {path}: {e}", file=f"ftp://{self.host}{path}") from None
 
@@ -115,10 +120,12 @@ class FtpClient:
                 part.unlink()
                 have = 0
             with open(part, "ab") as f:
+
                 def write(block: bytes) -> None:
                     f.write(block)
                     if progress:
                         progress.update(len(block))
+
                 ftp.retrbinary(f"RETR {path}", write, blocksize=64 * 1024, rest=have or None)
                 f.flush()
                 os.fsync(f.fileno())
@@ -129,8 +136,12 @@ class FtpClient:
         try:
             self._retrying(f"downloading {path}", op)
         except ftplib.error_perm as e:
-            raise FetchError(f"the server refused it: {e}", file=f"ftp://{self.host}{path}",
-                             hint="The listing names a file the server cannot serve; try again later") from None
+            part.unlink(missing_ok=True)  # a permanent refusal: nothing to resume
+            raise FetchError(
+                f"the server refused it: {e}",
+                file=f"ftp://{self.host}{path}",
+                hint="The listing names a file the server cannot serve; try again later",
+            ) from None
         os.replace(part, final)
         if remote.modified:
             ts = remote.modified.timestamp()

@@ -200,7 +200,9 @@ class Pipeline:
                 return acquire()
             except FetchFailures as e:  # the files fetched are converted; each failure is recorded
                 for file, error in e.failures:
-                    summary.steps.append(Step("fetch", dataset=ds.name, file=file, status="failed", error=error))
+                    summary.steps.append(
+                        Step("fetch", dataset=ds.name, file=file, status="failed", error=error)
+                    )
                     logger.error("fetch %s: %s", file, error)
                 return e.fetched
 

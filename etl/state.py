@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,11 +69,47 @@ class FileRecord:
     updated_at: float
 
 
+class _LockedConnection:
+    """A sqlite3 connection whose execute/executescript run one at a time, whatever the thread."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self._db = db
+        self._lock = threading.Lock()
+
+    def execute(self, sql: str, params: tuple | list = ()) -> _Result:
+        with self._lock:
+            cur = self._db.execute(sql, params)
+            return _Result(cur.fetchall(), cur.description, cur.lastrowid)
+
+    def executescript(self, sql: str) -> None:
+        with self._lock:
+            self._db.executescript(sql)
+
+    def close(self) -> None:
+        self._db.close()
+
+
+@dataclass
+class _Result:
+    rows: list[tuple]
+    description: Any
+    lastrowid: int | None
+
+    def fetchall(self) -> list[tuple]:
+        return self.rows
+
+    def fetchone(self) -> tuple | None:
+        return self.rows[0] if self.rows else None
+
+
 class StateStore:
     def __init__(self, path: Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        # Shared by download worker threads: one connection, statements serialised by a lock.
+        self.db = _LockedConnection(
+            sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        )
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript(SCHEMA)

@@ -35,14 +35,18 @@ class Options:
     states: list[str] = field(default_factory=list, metadata={"help": "state codes (default: all)"})
     years: list[int] = field(default_factory=list, metadata={"help": "years, e.g. 2022 2023"})
     months: list[int] = field(default_factory=list, metadata={"help": "months 1-12 (default: all)"})
-    base_url: str = field(default=DEFAULT_BASE_URL, metadata={"help": "ftp:// or http(s):// root of the tree"})
+    base_url: str = field(
+        default=DEFAULT_BASE_URL, metadata={"help": "ftp:// or http(s):// root of the tree"}
+    )
     workers: int = field(default=1, metadata={"help": "parallel downloads"})
     keep_raw: bool = field(default=True, metadata={"help": "keep each .dbc once its Parquet is written"})
     encoding: str = field(default="latin-1", metadata={"help": "text encoding of the files"})
     column_encodings: dict[str, str] = field(default_factory=dict, metadata={"help": "per-column encodings"})
     sample: bool = field(default=False, metadata={"help": "generate sample SIH RD files instead of fetching"})
     sample_rows: int = field(default=30_000, metadata={"help": "records per generated sample file"})
-    paths: list[str] = field(default_factory=list, metadata={"help": "local .dbc/.zip files instead of fetching"})
+    paths: list[str] = field(
+        default_factory=list, metadata={"help": "local .dbc/.zip files instead of fetching"}
+    )
 
     def __post_init__(self) -> None:
         system = get_system(self.system)
@@ -70,7 +74,9 @@ def acquire(dataset: Dataset, raw_dir: Path, ctx: Context) -> list[Path]:
         ctx.settings.tmp_dir.mkdir(parents=True, exist_ok=True)
         return write_sample(raw_dir, ctx.settings.tmp_dir, rows=opts.sample_rows)
     if opts.paths:
-        return [p for f in local_files(opts.paths, ctx) for p in (extract_zip(f, raw_dir) if _is_zip(f) else [f])]
+        return [
+            p for f in local_files(opts.paths, ctx) for p in (extract_zip(f, raw_dir) if _is_zip(f) else [f])
+        ]
     if not opts.years:
         raise ConfigError("a DATASUS dataset needs `years` (or `paths`, or `sample = true`)")
     if opts.base_url.startswith("ftp://"):
@@ -89,8 +95,9 @@ def extract_zip(archive: Path, dest: Path) -> list[Path]:
         for member in zf.infolist():
             name = PurePosixPath(member.filename.replace("\\", "/"))
             if name.is_absolute() or ".." in name.parts:
-                raise SourceError(f"refusing archive member {member.filename!r}: it escapes the folder",
-                                  file=str(archive))
+                raise SourceError(
+                    f"refusing archive member {member.filename!r}: it escapes the folder", file=str(archive)
+                )
             if member.is_dir() or name.suffix.lower() != ".dbc":
                 continue
             target = Path(dest) / name.name
@@ -100,14 +107,20 @@ def extract_zip(archive: Path, dest: Path) -> list[Path]:
     return sorted(out)
 
 
-def _unchanged(ctx: Context, dataset: Dataset, local: Path, size: int | None, modified_ns: int | None) -> bool:
+def _unchanged(
+    ctx: Context, dataset: Dataset, local: Path, size: int | None, modified_ns: int | None
+) -> bool:
     """Fetched or converted before with the same listed size and date (the local file may be gone: keep_raw)."""
     if local.exists():
         st = local.stat()
         return st.st_size == size and (modified_ns is None or st.st_mtime_ns == modified_ns)
     rec = ctx.state.get_file(dataset.name, ctx.state_key(local)) if ctx.state else None
-    return bool(rec and rec.stage in ("converted", "loaded") and rec.size == size
-                and (modified_ns is None or rec.mtime_ns == modified_ns))
+    return bool(
+        rec
+        and rec.stage in ("converted", "loaded")
+        and rec.size == size
+        and (modified_ns is None or rec.mtime_ns == modified_ns)
+    )
 
 
 def _fetch_ftp(dataset: Dataset, raw_dir: Path, ctx: Context) -> list[Path]:
@@ -145,8 +158,15 @@ def _fetch_ftp(dataset: Dataset, raw_dir: Path, ctx: Context) -> list[Path]:
             worker.close()
         if ctx.state:
             st = path.stat()
-            ctx.state.put_file(dataset.name, ctx.state_key(path), "fetched", origin=f"{opts.base_url}{folder}/"
-                               f"{remote.name}", size=st.st_size, mtime_ns=st.st_mtime_ns, error=None)
+            ctx.state.put_file(
+                dataset.name,
+                ctx.state_key(path),
+                "fetched",
+                origin=f"{opts.base_url}{folder}/{remote.name}",
+                size=st.st_size,
+                mtime_ns=st.st_mtime_ns,
+                error=None,
+            )
         return path
 
     return _run_all(dataset, ctx, raw_dir, todo, fetch, opts.workers, lambda item: item[1].name)
@@ -177,7 +197,9 @@ def _fetch_http(dataset: Dataset, raw_dir: Path, ctx: Context) -> list[Path]:
     return [p for p in _run_all(dataset, ctx, raw_dir, names, fetch, opts.workers, str) if p is not None]
 
 
-def _run_all(dataset: Dataset, ctx: Context, raw_dir: Path, items: list, fetch, workers: int, name) -> list[Path]:
+def _run_all(
+    dataset: Dataset, ctx: Context, raw_dir: Path, items: list, fetch, workers: int, name
+) -> list[Path]:
     """Fetch every item (in parallel with workers > 1); one failure does not stop the others."""
     fetched, failures = [], []
 
@@ -186,7 +208,9 @@ def _run_all(dataset: Dataset, ctx: Context, raw_dir: Path, items: list, fetch, 
             return fetch(item), None
         except EtlError as e:
             if ctx.state:
-                ctx.state.put_file(dataset.name, ctx.state_key(Path(raw_dir) / name(item)), "failed", error=str(e))
+                ctx.state.put_file(
+                    dataset.name, ctx.state_key(Path(raw_dir) / name(item)), "failed", error=str(e)
+                )
             return None, (name(item), str(e))
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -203,8 +227,9 @@ def _run_all(dataset: Dataset, ctx: Context, raw_dir: Path, items: list, fetch, 
 def convert_file(path: Path, out_dir: Path, dataset: Dataset, ctx: Context) -> ConvertResult:
     """Convert one .dbc; report columns that differ from the dataset's earlier files; drop the .dbc if asked."""
     opts: Options = dataset.options
-    result = convert_dbc(Path(path), Path(out_dir), ctx, encoding=opts.encoding,
-                         column_encodings=opts.column_encodings)
+    result = convert_dbc(
+        Path(path), Path(out_dir), ctx, encoding=opts.encoding, column_encodings=opts.column_encodings
+    )
     if result.outputs and ctx.state:
         result.warnings += _schema_drift(dataset, ctx, result.outputs["records"], Path(path).name)
     if not opts.keep_raw and not opts.sample:
@@ -214,13 +239,24 @@ def convert_file(path: Path, out_dir: Path, dataset: Dataset, ctx: Context) -> C
 
 def _schema_drift(dataset: Dataset, ctx: Context, parquet: Path, name: str) -> list[str]:
     """Columns differing from the first converted file of the dataset (the warehouse view keeps them all)."""
-    first = next((r for r in ctx.state.files(dataset.name) if r.stage == "converted" and "records" in r.outputs
-                  and Path(r.outputs["records"]) != parquet and Path(r.outputs["records"]).exists()), None)
+    first = next(
+        (
+            r
+            for r in ctx.state.files(dataset.name)
+            if r.stage == "converted"
+            and "records" in r.outputs
+            and Path(r.outputs["records"]) != parquet
+            and Path(r.outputs["records"]).exists()
+        ),
+        None,
+    )
     if first is None:
         return []
     ours = set(pq.read_schema(parquet).names)
     theirs = set(pq.read_schema(first.outputs["records"]).names)
     if ours == theirs:
         return []
-    return [f"columns differ from {Path(first.path).name}: only here {sorted(ours - theirs)}, "
-            f"missing here {sorted(theirs - ours)} (the warehouse view has all of them, null where absent)"]
+    return [
+        f"columns differ from {Path(first.path).name}: only here {sorted(ours - theirs)}, "
+        f"missing here {sorted(theirs - ours)} (the warehouse view has all of them, null where absent)"
+    ]

@@ -12,8 +12,35 @@ from dataclasses import dataclass
 
 from etl.errors import ConfigError
 
-STATES = ["AC", "AL", "AM", "AP", "BA", "CE", "DF", "ES", "GO", "MA", "MG", "MS", "MT", "PA", "PB", "PE", "PI",
-          "PR", "RJ", "RN", "RO", "RR", "RS", "SC", "SE", "SP", "TO"]
+STATES = [
+    "AC",
+    "AL",
+    "AM",
+    "AP",
+    "BA",
+    "CE",
+    "DF",
+    "ES",
+    "GO",
+    "MA",
+    "MG",
+    "MS",
+    "MT",
+    "PA",
+    "PB",
+    "PE",
+    "PI",
+    "PR",
+    "RJ",
+    "RN",
+    "RO",
+    "RR",
+    "RS",
+    "SC",
+    "SE",
+    "SP",
+    "TO",
+]
 
 
 @dataclass(frozen=True)
@@ -37,28 +64,76 @@ class System:
 
 LATEST = 999912
 SYSTEMS = {
-    "SIH": System("SIH", ("RD", "RJ", "SP", "ER", "CH"), False, 2, (
-        Folder(199201, 200712, "/dissemin/publicos/SIHSUS/199201_200712/Dados"),
-        Folder(200801, LATEST, "/dissemin/publicos/SIHSUS/200801_/Dados"))),
-    "SIA": System("SIA", ("PA", "BI", "AD", "AM", "AN", "AQ", "AR", "ATD", "PS", "SAD", "ACF", "ABO", "ABOI", "AMP"),
-                  False, 2, (
-        Folder(199407, 200712, "/dissemin/publicos/SIASUS/199407_200712/Dados"),
-        Folder(200801, LATEST, "/dissemin/publicos/SIASUS/200801_/Dados"))),
-    "CNES": System("CNES", ("ST", "LT", "EQ", "SR", "HB", "PF", "EP", "RC", "IN", "EE", "EF", "GM"), False, 2, (
-        Folder(200508, LATEST, "/dissemin/publicos/CNES/200508_/Dados/{group}"),)),
-    "SIM": System("SIM", ("DO",), True, 4, (
-        Folder(199601, LATEST, "/dissemin/publicos/SIM/CID10/DORES"),)),
-    "SINASC": System("SINASC", ("DN",), True, 4, (
-        Folder(199601, LATEST, "/dissemin/publicos/SINASC/1996_/Dados/DNRES"),)),
-    "SINAN": System("SINAN", ("DENG", "ZIKA", "CHIK", "HANS", "TUBE", "LEPT", "MENI", "SIFC", "SIFG", "VIOL", "ANIM",
-                              "ESQU", "HEPA", "LEIV", "LTAN", "MALA", "COQU", "DIFT", "SIFA", "TETA", "FMAC"),
-                    True, 2, (
-        Folder(200001, LATEST, "/dissemin/publicos/SINAN/DADOS/FINAIS"),
-        Folder(200001, LATEST, "/dissemin/publicos/SINAN/DADOS/PRELIM")), national=True),
+    "SIH": System(
+        "SIH",
+        ("RD", "RJ", "SP", "ER", "CH"),
+        False,
+        2,
+        (
+            Folder(199201, 200712, "/dissemin/publicos/SIHSUS/199201_200712/Dados"),
+            Folder(200801, LATEST, "/dissemin/publicos/SIHSUS/200801_/Dados"),
+        ),
+    ),
+    "SIA": System(
+        "SIA",
+        ("PA", "BI", "AD", "AM", "AN", "AQ", "AR", "ATD", "PS", "SAD", "ACF", "ABO", "ABOI", "AMP"),
+        False,
+        2,
+        (
+            Folder(199407, 200712, "/dissemin/publicos/SIASUS/199407_200712/Dados"),
+            Folder(200801, LATEST, "/dissemin/publicos/SIASUS/200801_/Dados"),
+        ),
+    ),
+    "CNES": System(
+        "CNES",
+        ("ST", "LT", "EQ", "SR", "HB", "PF", "EP", "RC", "IN", "EE", "EF", "GM"),
+        False,
+        2,
+        (Folder(200508, LATEST, "/dissemin/publicos/CNES/200508_/Dados/{group}"),),
+    ),
+    "SIM": System("SIM", ("DO",), True, 4, (Folder(199601, LATEST, "/dissemin/publicos/SIM/CID10/DORES"),)),
+    "SINASC": System(
+        "SINASC", ("DN",), True, 4, (Folder(199601, LATEST, "/dissemin/publicos/SINASC/1996_/Dados/DNRES"),)
+    ),
+    "SINAN": System(
+        "SINAN",
+        (
+            "DENG",
+            "ZIKA",
+            "CHIK",
+            "HANS",
+            "TUBE",
+            "LEPT",
+            "MENI",
+            "SIFC",
+            "SIFG",
+            "VIOL",
+            "ANIM",
+            "ESQU",
+            "HEPA",
+            "LEIV",
+            "LTAN",
+            "MALA",
+            "COQU",
+            "DIFT",
+            "SIFA",
+            "TETA",
+            "FMAC",
+        ),
+        True,
+        2,
+        (
+            Folder(200001, LATEST, "/dissemin/publicos/SINAN/DADOS/FINAIS"),
+            Folder(200001, LATEST, "/dissemin/publicos/SINAN/DADOS/PRELIM"),
+        ),
+        national=True,
+    ),
 }
 
-NAME = re.compile(r"^(?P<group>[A-Z]+?)(?P<state>[A-Z]{2})(?P<period>\d{2}|\d{4})(?P<month>\d{2})?"
-                  r"(?P<part>[a-z]|_\d{1,2})?\.(?P<ext>dbc|DBC|zip|ZIP)$")
+NAME = re.compile(
+    r"^(?P<group>[A-Z]+?)(?P<state>[A-Z]{2})(?P<period>\d{2}|\d{4})(?P<month>\d{2})?"
+    r"(?P<part>[a-z]|_\d{1,2})?\.(?P<ext>dbc|DBC|zip|ZIP)$"
+)
 
 
 @dataclass(frozen=True)
@@ -119,17 +194,23 @@ def folders_for(system: System, group: str, years: list[int], months: list[int])
 
 
 def wanted(f: FileName, group: str, states: list[str], years: list[int], months: list[int]) -> bool:
-    return (f.group == group and (not states or f.state in states) and (not years or f.year in years)
-            and (f.month is None or not months or f.month in months))
+    return (
+        f.group == group
+        and (not states or f.state in states)
+        and (not years or f.year in years)
+        and (f.month is None or not months or f.month in months)
+    )
 
 
-def expected_names(system: System, group: str, states: list[str], years: list[int], months: list[int]) -> list[str]:
+def expected_names(
+    system: System, group: str, states: list[str], years: list[int], months: list[int]
+) -> list[str]:
     """The unsplit file names of a selection, for mirrors that cannot list their folders (plain HTTP)."""
     states = ["BR"] if system.national else (states or STATES)
     names = []
     for state in states:
         for year in years:
-            y = str(year)[-system.year_digits:]
+            y = str(year)[-system.year_digits :]
             if system.yearly:
                 names.append(f"{group}{state}{y}.dbc")
             else:

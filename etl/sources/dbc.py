@@ -132,17 +132,31 @@ def write_dbc(dbf_path: Path, dbc_path: Path) -> Path:
 def convert_file(path: Path, out_dir: Path, dataset: Dataset, ctx: Context) -> ConvertResult:
     """Decompress to a temporary .dbf, convert it to `out_dir/<stem>.parquet`, then remove the .dbf."""
     opts = dataset.options
-    return convert_dbc(Path(path), Path(out_dir), ctx, encoding=opts.encoding,
-                       column_encodings=opts.column_encodings, keep_dbf=opts.keep_dbf)
+    return convert_dbc(
+        Path(path),
+        Path(out_dir),
+        ctx,
+        encoding=opts.encoding,
+        column_encodings=opts.column_encodings,
+        keep_dbf=opts.keep_dbf,
+    )
 
 
-def convert_dbc(path: Path, out_dir: Path, ctx: Context, *, encoding: str, column_encodings: dict[str, str],
-                keep_dbf: bool = False) -> ConvertResult:
+def convert_dbc(
+    path: Path,
+    out_dir: Path,
+    ctx: Context,
+    *,
+    encoding: str,
+    column_encodings: dict[str, str],
+    keep_dbf: bool = False,
+) -> ConvertResult:
     dbf = (out_dir if keep_dbf else ctx.settings.tmp_dir) / f"{path.stem}.dbf"
     try:
         dbc_to_dbf(path, dbf)
-        return convert_dbf(dbf, out_dir, ctx, encoding=encoding, column_encodings=column_encodings,
-                           source_name=path.name)
+        return convert_dbf(
+            dbf, out_dir, ctx, encoding=encoding, column_encodings=column_encodings, source_name=path.name
+        )
     finally:
         if not keep_dbf:
             dbf.unlink(missing_ok=True)
