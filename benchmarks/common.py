@@ -34,17 +34,22 @@ def du_mb(path: Path) -> float:
 def run(tool: str, argv: list[str], output: Path, note: str = "", env: dict | None = None) -> Measure:
     """Run argv as a child process; peak RSS comes from the kernel's accounting of that child (wait4)."""
     start = time.perf_counter()
-    proc = subprocess.Popen(
-        argv, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    # Measured from a small launcher: a child forked from this (possibly large) process would count our pages.
+    proc = subprocess.run(
+        [sys.executable, "-m", "etl.memory", *argv],
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        errors="replace",
     )
-    _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
-    ok = os.waitstatus_to_exitcode(status) == 0
-    err = proc.stderr.read().decode(errors="replace").strip().splitlines()
-    proc.stderr.close()
+    *err, last = proc.stderr.rstrip("\n").split("\n")
+    peak = float(last.removeprefix("peak_rss_mb=")) if last.startswith("peak_rss_mb=") else float("nan")
+    ok = proc.returncode == 0
     if not ok:
         note = (note + " " if note else "") + f"FAILED: {err[-1] if err else 'no message'}"
-    m = Measure(tool, wall, usage.ru_maxrss / 1024, du_mb(output), ok, note)
+    m = Measure(tool, wall, peak, du_mb(output), ok, note)
     print(
         f"  {m.tool:<34} {m.wall:8.2f} s {m.peak_rss_mb:8.0f} MB {m.output_mb:9.1f} MB {m.note}", flush=True
     )

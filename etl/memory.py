@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import threading
 from dataclasses import dataclass
 
@@ -114,3 +117,20 @@ def peak_rss_since_start() -> int:
     except OSError:
         pass
     return psutil.Process().memory_info().rss
+
+
+def run_measured(argv: list[str]) -> tuple[int, float]:
+    """Run a command; return its exit code and peak RSS in MB.
+
+    Run this from a small process (`python -m etl.memory CMD…`): a forked child starts out counting its
+    parent's resident pages, so measuring from a large parent overstates the child's peak.
+    """
+    proc = subprocess.Popen(argv)
+    _, status, usage = os.wait4(proc.pid, 0)
+    return os.waitstatus_to_exitcode(status), usage.ru_maxrss / 1024
+
+
+if __name__ == "__main__":
+    code, peak = run_measured(sys.argv[1:])
+    print(f"peak_rss_mb={peak:.1f}", file=sys.stderr)
+    sys.exit(code)

@@ -44,3 +44,13 @@ def samples_dir() -> Path | None:
     """The shared real samples, when this checkout has them beside it (ETL_SAMPLES_DIR overrides)."""
     path = Path(os.environ.get("ETL_SAMPLES_DIR", REPO.parent / "shared" / "samples"))
     return path if path.is_dir() else None
+
+
+def run_measured(argv: list[str]) -> tuple[int, str, str, float]:
+    """Run a command in a child process: exit code, stdout, stderr, and its peak RSS in MB."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "etl.memory", *argv], capture_output=True, text=True)
+    *err, last = proc.stderr.rstrip("\n").split("\n")
+    return proc.returncode, proc.stdout, "\n".join(err), float(last.removeprefix("peak_rss_mb="))

@@ -1,14 +1,13 @@
 """Memory is a contract: a CSV many times larger than a small budget converts within it (child process)."""
 
 import json
-import os
-import subprocess
 import sys
 
 import duckdb
 import pytest
 
 from etl.memory import MB, RssMonitor, duckdb_memory_limit, duckdb_threads
+from tests.conftest import run_measured
 
 
 def test_duckdb_settings_leave_room_within_the_budget():
@@ -33,7 +32,7 @@ def test_a_csv_four_times_the_budget_converts_within_it(tmp_path):
         DATE '2020-01-01' + (i % 1500)::INT AS d, round(i / 7, 2) AS val, md5(i::VARCHAR) AS h
         FROM range(14000000) t(i)) TO '{src}' (HEADER, DELIMITER ';')""")
     assert src.stat().st_size > 4 * 256 * MB
-    proc = subprocess.Popen(
+    code, out, err, peak_mb = run_measured(
         [
             sys.executable,
             "-m",
@@ -48,14 +47,10 @@ def test_a_csv_four_times_the_budget_converts_within_it(tmp_path):
             str(src),
             "--out",
             str(tmp_path / "out"),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        ]
     )
-    _, status, usage = os.wait4(proc.pid, 0)
-    summary = json.loads(proc.stdout.read())
-    assert os.waitstatus_to_exitcode(status) == 0, proc.stderr.read().decode()
+    assert code == 0, err
+    summary = json.loads(out)
     assert summary["rows"] == 14_000_000 and summary["rejected"] == 0
-    peak_mb = usage.ru_maxrss / 1024
     assert peak_mb < 256, f"peak RSS {peak_mb:.0f} MB over a 256 MB budget"
     assert summary["steps"][0]["over_budget"] is False

@@ -159,25 +159,23 @@ def _rstripped(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _strings(block: np.ndarray, encoding: str) -> pa.Array:
+    """Fixed-width text -> strings without trailing spaces and NULs, decoded from `encoding`."""
+    block = np.ascontiguousarray(block)
+    n, width = block.shape
+    if not (block >= 0x80).any():  # ASCII (most DATASUS columns are codes): trimmed by Arrow, no copy
+        fixed = pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), n, [None, pa.py_buffer(block)])
+        return pc.utf8_rtrim(fixed.cast(pa.binary()).cast(pa.string()), " \x00")
     data, offsets = _rstripped(block)
-    if (data >= 0x80).any():
-        table, lengths = _utf8_table(encoding)
-        out_len = lengths[data]
-        ends = np.cumsum(out_len)
-        starts = ends - out_len
-        out = np.empty(int(ends[-1]), np.uint8)
-        for k in range(3):
-            m = out_len > k
-            out[starts[m] + k] = table[data[m], k]
-        offsets = np.concatenate(([0], ends))[offsets]
-        data = out
-    return pa.StringArray.from_buffers(
-        len(offsets) - 1, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data)
-    )
-
-
-def _ascii(block: np.ndarray) -> pa.Array:
-    return _strings(block, "latin-1")
+    table, lengths = _utf8_table(encoding)
+    out_len = lengths[data]
+    ends = np.cumsum(out_len)
+    starts = ends - out_len
+    out = np.empty(int(ends[-1]) if len(ends) else 0, np.uint8)
+    for k in range(3):
+        m = out_len > k
+        out[starts[m] + k] = table[data[m], k]
+    offsets = np.concatenate(([0], ends))[offsets]
+    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(out))
 
 
 _INT = r"^[+-]?[0-9]+$"
@@ -186,26 +184,25 @@ _DEC = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)$"
 
 def _numbers(block: np.ndarray, typ: pa.DataType) -> tuple[pa.Array, int]:
     """N/F values: blank -> null; a value that does not parse -> null, counted."""
-    text = pc.utf8_trim(_ascii(block), " *")
+    text = pc.utf8_trim(_strings(block, "latin-1"), " *")
+    text = pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
+    try:  # the common case, every value well formed: one cast, no regex
+        return pc.cast(text, typ), 0
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
     text = pc.replace_substring(text, ",", ".")
-    present = pc.not_equal(text, "")
-    valid = pc.match_substring_regex(text, _INT if pa.types.is_integer(typ) else _DEC)
-    bad = pc.and_(present, pc.invert(valid))
+    valid = pc.fill_null(pc.match_substring_regex(text, _INT if pa.types.is_integer(typ) else _DEC), False)
+    bad = pc.and_(pc.is_valid(text), pc.invert(valid))
     values = pc.if_else(valid, text, pa.scalar(None, pa.string()))
     return pc.cast(values, typ), pc.sum(bad).as_py() or 0
 
 
 def _dates(block: np.ndarray) -> tuple[pa.Array, int]:
     """YYYYMMDD -> date32; blank or zeros -> null; anything else invalid (`15/05/20`) -> null, counted."""
-    text = pc.utf8_trim(_ascii(block), " ")
+    text = pc.utf8_trim(_strings(block, "latin-1"), " ")
     present = pc.invert(pc.match_substring_regex(text, r"^0*$"))
-    parsed = pc.strptime(
-        pc.if_else(pc.match_substring_regex(text, r"^[0-9]{8}$"), text, None),
-        format="%Y%m%d",
-        unit="s",
-        error_is_null=True,
-    )
-    values = pc.cast(parsed, pa.date32())
+    eight = pc.if_else(pc.equal(pc.utf8_length(text), 8), text, pa.scalar(None, pa.string()))
+    values = pc.cast(pc.strptime(eight, format="%Y%m%d", unit="s", error_is_null=True), pa.date32())
     bad = pc.and_(present, pc.is_null(values))
     return values, pc.sum(bad).as_py() or 0
 
@@ -266,7 +263,7 @@ def read_batches(
                 elif fld.type == "L":
                     arr = _bools(col)
                 else:
-                    arr = _strings(np.ascontiguousarray(col), encodings[fld.name])
+                    arr = _strings(col, encodings[fld.name])
                 if bad:
                     stats.nulled[fld.name] = stats.nulled.get(fld.name, 0) + bad
                 columns.append(arr)

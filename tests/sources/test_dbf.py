@@ -1,8 +1,6 @@
 import datetime as dt
 import json
-import os
 import struct
-import subprocess
 import sys
 from decimal import Decimal
 
@@ -14,7 +12,7 @@ from dbfread import DBF, FieldParser
 from etl.errors import SourceError
 from etl.sources.dbc import dbc_to_dbf
 from etl.sources.dbf import DbfStats, read_batches, read_header, write_dbf
-from tests.conftest import samples_dir
+from tests.conftest import run_measured, samples_dir
 
 FIELDS = [
     ("NOME", "C", 20, 0),
@@ -198,7 +196,7 @@ def test_a_dbf_many_times_the_budget_converts_within_it(tmp_path):
         for _ in range(repeats):
             f.write(raw[hlen:-1])
     assert (tmp_path / "big.dbf").stat().st_size > 2 * 256 * 2**20
-    proc = subprocess.Popen(
+    code, out, err, peak_mb = run_measured(
         [
             sys.executable,
             "-m",
@@ -213,14 +211,11 @@ def test_a_dbf_many_times_the_budget_converts_within_it(tmp_path):
             str(tmp_path / "big.dbf"),
             "--out",
             str(tmp_path / "out"),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        ]
     )
-    _, status, usage = os.wait4(proc.pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0, proc.stderr.read().decode()
-    assert json.loads(proc.stdout.read())["rows"] == rows
-    assert usage.ru_maxrss / 1024 < 256
+    assert code == 0, err
+    assert json.loads(out)["rows"] == rows
+    assert peak_mb < 256
     assert duckdb.sql(f"SELECT count(DISTINCT _source_row) FROM '{tmp_path}/out/big.parquet'").fetchall() == [
         (rows,)
     ]

@@ -1,0 +1,104 @@
+"""DATASUS .dbc -> Parquet: etl against pyreaddbc + dbfread (PySUS's way), each as a whole process, in one run.
+
+Targets (issue 3): `etl convert dbc` >= 10x pyreaddbc + dbfread; the DBF -> Parquet step >= 20x dbfread's
+rows/s and >= 1M rows/s for a ~150-byte record; peak RSS < 256 MB at --memory-limit 256MB.
+Rows can be scaled with ETL_BENCH_DBC_ROWS (default 1,000,000).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import sys
+from pathlib import Path
+
+from benchmarks.common import WORK, Measure, python, run, write_table
+
+ETL = [sys.executable, "-m", "etl.cli", "--quiet", "--memory-limit", "256MB"]
+
+
+def make_dbc(rows: int) -> tuple[Path, Path]:
+    from etl.samples.datasus import FIELDS, _record
+    from etl.sources.dbc import write_dbc
+    from etl.sources.dbf import write_dbf
+
+    dbf, dbc = WORK / f"RDSP{rows}.dbf", WORK / f"RDSP{rows}.dbc"
+    if not dbc.exists():
+        WORK.mkdir(parents=True, exist_ok=True)
+        rng = random.Random(1)
+        write_dbf(dbf, FIELDS, (_record(rng, "SP", 2023, 1, i) for i in range(rows)))
+        write_dbc(dbf, dbc)
+    return dbf, dbc
+
+
+NAIVE = """
+import sys, pyreaddbc, pyarrow as pa, pyarrow.parquet as pq
+from dbfread import DBF
+pyreaddbc.dbc2dbf(sys.argv[1], sys.argv[2])
+writer, rows = None, []
+for rec in DBF(sys.argv[2], encoding="latin-1"):
+    rows.append(rec)
+    if len(rows) == 100_000:
+        t = pa.Table.from_pylist(rows); writer = writer or pq.ParquetWriter(sys.argv[3], t.schema); writer.write_table(t); rows = []
+if rows:
+    t = pa.Table.from_pylist(rows); writer = writer or pq.ParquetWriter(sys.argv[3], t.schema); writer.write_table(t)
+writer.close()
+"""
+DBFREAD_ONLY = (
+    "import sys; from dbfread import DBF; print(sum(1 for _ in DBF(sys.argv[1], encoding='latin-1')))"
+)
+
+
+def main() -> None:
+    rows = int(os.environ.get("ETL_BENCH_DBC_ROWS", 1_000_000))
+    dbf, dbc = make_dbc(rows)
+    out = WORK / "dbc_out"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    size_mb = dbf.stat().st_size / 2**20
+    print(
+        f"  {rows:,} records of {dbf.stat().st_size // rows} bytes: {size_mb:.0f} MB .dbf, "
+        f"{dbc.stat().st_size / 2**20:.0f} MB .dbc"
+    )
+    m: list[Measure] = [
+        run(
+            "etl convert dbc (256MB)",
+            [*ETL, "--data-dir", str(out / "data"), "convert", "dbc", str(dbc), "--out", str(out / "etl")],
+            out / "etl",
+        ),
+        run(
+            "pyreaddbc + dbfread -> Parquet",
+            [*python(NAIVE), str(dbc), str(out / "naive.dbf"), str(out / "naive.parquet")],
+            out / "naive.parquet",
+        ),
+        run(
+            "etl convert dbf (256MB)",
+            [
+                *ETL,
+                "--data-dir",
+                str(out / "data"),
+                "convert",
+                "dbf",
+                str(dbf),
+                "--out",
+                str(out / "etl_dbf"),
+            ],
+            out / "etl_dbf",
+        ),
+        run("dbfread, iterate only", [*python(DBFREAD_ONLY), str(dbf)], dbf, note="no output written"),
+    ]
+    etl_dbc, naive, etl_dbf, dbfread = m
+    notes = [
+        f"- {rows:,} SIH RD-like records, {size_mb:.0f} MB as .dbf.",
+        f"- etl convert dbc vs pyreaddbc + dbfread: {naive.wall / etl_dbc.wall:.1f}x faster (target >= 10x).",
+        f"- DBF -> Parquet: etl {rows / etl_dbf.wall / 1e6:.2f}M rows/s (whole process, start-up included), "
+        f"dbfread {rows / dbfread.wall / 1e3:.0f}k rows/s iterating only: {dbfread.wall / etl_dbf.wall:.1f}x "
+        "(targets >= 20x and >= 1M rows/s).",
+        f"- Peak RSS at --memory-limit 256MB: {etl_dbc.peak_rss_mb:.0f} MB (dbc), {etl_dbf.peak_rss_mb:.0f} MB (dbf).",
+    ]
+    write_table("dbc", "DATASUS .dbc -> Parquet", m, notes)
+
+
+if __name__ == "__main__":
+    main()
