@@ -280,7 +280,7 @@ class Pipeline:
             "converted",
             size=st.st_size if st else None,
             mtime_ns=st.st_mtime_ns if st else None,
-            checksum=checksum(path) if path.exists() else None,
+            checksum=checksum(path) if path.is_file() else None,
             rows_in=result.rows_in,
             rows_out=result.rows_out,
             rows_rejected=result.rows_rejected,

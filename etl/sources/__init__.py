@@ -42,6 +42,7 @@ KINDS = {
     "dbf": "etl.sources.dbf",
     "dbc": "etl.sources.dbc",
     "datasus": "etl.sources.datasus",
+    "nvd": "etl.sources.nvd",
 }
 
 
