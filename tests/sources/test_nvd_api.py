@@ -29,7 +29,7 @@ def nvd():
 def ids_in(folder):
     out = []
     for page in sorted(folder.glob("page-*.json.gz")):
-        out += [v["cve"]["id"] for v in json.loads(gzip.open(page).read())["vulnerabilities"]]
+        out += [v["cve"]["id"] for v in json.loads(gzip.decompress(page.read_bytes()))["vulnerabilities"]]
     return out
 
 
