@@ -224,7 +224,9 @@ def pages_of(path: Path) -> list[Path]:
     """The page files a path stands for: a window folder's pages, or the file itself."""
     path = Path(path)
     if path.is_dir():
-        pages = sorted(p for p in path.iterdir() if p.name.endswith((".json", ".json.gz")))
+        pages = sorted(
+            p for p in path.iterdir() if p.name.endswith((".json", ".json.gz")) and p.name[0] != "_"
+        )
         if not pages:
             raise SourceError("no NVD pages (*.json, *.json.gz) in this folder", file=str(path))
         return pages
@@ -246,11 +248,14 @@ def _stage(con: duckdb.DuckDBPyConnection, pages: list[Path], prefix: str, ctx: 
         files = ", ".join(quote_literal(str(p)) for p in inputs)
         # DuckDB allocates buffers of twice maximum_object_size: size it to the largest page, not a fixed maximum.
         largest = max(_json_size(p) for p in inputs) + (1 << 20)
+        # A page holds `vulnerabilities`; a single record may also come as `{"cve": …}` or a bare cve object.
         con.execute(
             f"""INSERT INTO vulns
-            SELECT ? || parse_filename(filename), generate_subscripts(vulnerabilities, 1), unnest(vulnerabilities)
-            FROM read_json([{files}], columns = {{'vulnerabilities': 'JSON[]'}}, filename = true,
-                           format = 'auto', maximum_object_size = {largest})""",
+            SELECT ? || parse_filename(filename), generate_subscripts(vs, 1), unnest(vs) FROM (
+                SELECT filename, coalesce(CAST(json->'vulnerabilities' AS JSON[]),
+                       [CASE WHEN (json->'cve') IS NOT NULL THEN json ELSE json_object('cve', json) END]) AS vs
+                FROM read_json_objects([{files}], filename = true, format = 'auto',
+                                       maximum_object_size = {largest}))""",
             [prefix],
         )
     for feed in feeds:  # a yearly feed is one huge object: streamed record by record instead
