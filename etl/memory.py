@@ -44,12 +44,12 @@ def format_size(n: int) -> str:
     return f"{n / MB:.0f}MB"
 
 
-def duckdb_memory_limit(budget: int) -> int:
+def duckdb_memory_limit(budget: int, share: float = 0.5) -> int:
     """The memory_limit to give DuckDB so that the whole process stays within the budget.
 
     Measured here: RSS = about 60 MB of interpreter and libraries + DuckDB's limit + 70-170 MB above it.
     """
-    return max(48 * MB, int(min(budget * 0.5, (budget - 150 * MB) * 0.5)))
+    return max(48 * MB, int(min(budget * share, (budget - 150 * MB) * share)))
 
 
 def duckdb_threads(budget: int, threads: int) -> int:

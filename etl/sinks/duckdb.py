@@ -35,11 +35,16 @@ def connect(
     *,
     read_only: bool = False,
     preserve_order: bool = False,
+    share: float = 0.5,
 ) -> duckdb.DuckDBPyConnection:
-    """A connection with an explicit memory_limit below the budget, temp_directory under data/, and threads."""
+    """A connection with an explicit memory_limit below the budget, temp_directory under data/, and threads.
+
+    `share` is DuckDB's part of what the budget leaves after the interpreter; stages whose Python side holds
+    little (NVD's JSON) give DuckDB more.
+    """
     settings.tmp_dir.mkdir(parents=True, exist_ok=True)
     config = {
-        "memory_limit": f"{duckdb_memory_limit(settings.memory_limit) // MB}MB",
+        "memory_limit": f"{duckdb_memory_limit(settings.memory_limit, share) // MB}MB",
         "threads": duckdb_threads(settings.memory_limit, settings.threads),
         "temp_directory": str(settings.tmp_dir / "duckdb"),
         "preserve_insertion_order": preserve_order,

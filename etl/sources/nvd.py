@@ -12,6 +12,7 @@ import gzip
 import json
 import logging
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import duckdb
 
 from etl.config import Dataset
 from etl.errors import ConversionError, SourceError
+from etl.memory import batch_rows
 from etl.sinks.duckdb import connect, quote_ident, quote_literal
 from etl.sinks.parquet import ParquetSink, row_group_bytes
 from etl.sources import Context, ConvertResult, local_files
@@ -175,20 +177,39 @@ _METRIC = (
 )
 
 
+# The scalar fields of a CVE, parsed once per record (many JSON path extractions per row exhaust DuckDB's memory).
+_CVE = json.dumps(
+    {
+        "cve": {
+            **{
+                k: "VARCHAR"
+                for k in (
+                    "id",
+                    "sourceIdentifier",
+                    "published",
+                    "lastModified",
+                    "vulnStatus",
+                    "cisaExploitAdd",
+                    "cisaActionDue",
+                    "cisaRequiredAction",
+                    "cisaVulnerabilityName",
+                )
+            },
+            "descriptions": [{"lang": "VARCHAR", "value": "VARCHAR"}],
+        }
+    }
+)
+
 QUERIES = {
     "cves": f"""
-SELECT v->>'$.cve.id' AS cve_id, v->>'$.cve.sourceIdentifier' AS source_identifier,
-       {_ts("v->>'$.cve.published'")} AS published, {_ts("v->>'$.cve.lastModified'")} AS last_modified,
-       v->>'$.cve.vulnStatus' AS vuln_status,
-       list_filter(CAST(v->'$.cve.descriptions' AS JSON[]), lambda d: d->>'lang' = 'en')[1]->>'value' AS description,
-       TRY_CAST(v->>'$.cve.cisaExploitAdd' AS DATE) AS cisa_exploit_add,
-       TRY_CAST(v->>'$.cve.cisaActionDue' AS DATE) AS cisa_action_due,
-       v->>'$.cve.cisaRequiredAction' AS cisa_required_action,
-       v->>'$.cve.cisaVulnerabilityName' AS cisa_vulnerability_name,
-       CAST(v->'$.cve.cveTags' AS VARCHAR) AS cve_tags,
-       CAST(v->'$.cve' AS VARCHAR) AS raw,
-       _source_file, _source_row
-FROM vulns""",
+SELECT c.id AS cve_id, c.sourceIdentifier AS source_identifier, {_ts("c.published")} AS published,
+       {_ts("c.lastModified")} AS last_modified, c.vulnStatus AS vuln_status,
+       list_filter(c.descriptions, lambda d: d.lang = 'en')[1].value AS description,
+       TRY_CAST(c.cisaExploitAdd AS DATE) AS cisa_exploit_add, TRY_CAST(c.cisaActionDue AS DATE) AS cisa_action_due,
+       c.cisaRequiredAction AS cisa_required_action, c.cisaVulnerabilityName AS cisa_vulnerability_name,
+       cve_tags, raw, _source_file, _source_row
+FROM (SELECT json_transform(v, {quote_literal(_CVE)}).cve AS c, CAST(v->'$.cve.cveTags' AS VARCHAR) AS cve_tags,
+             CAST(v->'$.cve' AS VARCHAR) AS raw, _source_file, _source_row FROM vulns)""",
     "metrics": f"""
 SELECT cve_id, cvss_version, p.source, p.type, coalesce(d.baseSeverity, p.baseSeverity) AS base_severity,
        p.exploitabilityScore AS exploitability_score, p.impactScore AS impact_score,
@@ -220,6 +241,26 @@ FROM vulns, unnest(CAST(v->'$.cve.descriptions' AS JSON[])) AS t(d)""",
 }
 
 
+def as_page(path: Path, tmp_dir: Path) -> Path:
+    """A single record (`{"cve": …}` or a bare cve object, as feeds-by-CVE publish them) as a one-record page."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        head = f.read(4096)
+    if is_feed(path) or b'"vulnerabilities"' in head or _json_size(path) > 16 << 20:
+        return path  # a page: NVD writes `vulnerabilities` after a few short keys
+    with opener(path, "rt", encoding="utf-8") as f:
+        try:
+            doc = json.load(f)
+        except ValueError as e:
+            raise ConversionError(f"not JSON: {e}", file=str(path)) from None
+    if not isinstance(doc, dict) or "vulnerabilities" in doc:
+        return path
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    return write_page(
+        tmp_dir / f"{path.name.removesuffix('.gz')}.gz", [doc if "cve" in doc else {"cve": doc}], 0, 1
+    )
+
+
 def pages_of(path: Path) -> list[Path]:
     """The page files a path stands for: a window folder's pages, or the file itself."""
     path = Path(path)
@@ -243,32 +284,37 @@ def _stage(con: duckdb.DuckDBPyConnection, pages: list[Path], prefix: str, ctx: 
     """Load every vulnerability of the pages as JSON into a temporary table (DuckDB spills it under its limit)."""
     feeds = [p for p in pages if is_feed(p)]
     inputs = [p for p in pages if not is_feed(p)]
-    con.execute("CREATE TEMP TABLE vulns (_source_file VARCHAR, _source_row BIGINT, v JSON)")
-    if inputs:
-        files = ", ".join(quote_literal(str(p)) for p in inputs)
-        # DuckDB allocates buffers of twice maximum_object_size: size it to the largest page, not a fixed maximum.
-        largest = max(_json_size(p) for p in inputs) + (1 << 20)
-        # A page holds `vulnerabilities`; a single record may also come as `{"cve": …}` or a bare cve object.
+    con.execute("CREATE TABLE vulns (_source_file VARCHAR, _source_row BIGINT, v JSON)")
+    # One page per statement, checkpointed into the staging file: memory follows one page, not the window.
+    # (read_json with a declared column: read_json_objects needed several times the memory.)
+    for page in inputs:
         con.execute(
             f"""INSERT INTO vulns
-            SELECT ? || parse_filename(filename), generate_subscripts(vs, 1), unnest(vs) FROM (
-                SELECT filename, coalesce(CAST(json->'vulnerabilities' AS JSON[]),
-                       [CASE WHEN (json->'cve') IS NOT NULL THEN json ELSE json_object('cve', json) END]) AS vs
-                FROM read_json_objects([{files}], filename = true, format = 'auto',
-                                       maximum_object_size = {largest}))""",
+            SELECT ? || parse_filename(filename), generate_subscripts(vulnerabilities, 1), unnest(vulnerabilities)
+            FROM read_json({quote_literal(str(page))}, columns = {{'vulnerabilities': 'JSON[]'}}, filename = true,
+                           format = 'auto', maximum_object_size = {_json_size(page) + (1 << 20)})""",
             [prefix],
         )
+        con.execute("CHECKPOINT")  # staged rows move to the file, out of DuckDB's memory
     for feed in feeds:  # a yearly feed is one huge object: streamed record by record instead
         _stage_feed(con, feed, prefix, ctx)
-    # One row per CVSS metric, of the four metric types.
+    # One row per CVSS metric, of the four metric types, staged in steps of pages as well.
     con.execute(
-        "CREATE TEMP TABLE metric_rows AS "
-        + " UNION ALL ".join(
-            f"SELECT v->>'$.cve.id' AS cve_id, '{version}' AS cvss_version, m, _source_file, _source_row "
-            f"FROM vulns, unnest(CAST(v->'$.cve.metrics.{key}' AS JSON[])) AS t(m)"
-            for key, version in METRIC_KEYS.items()
-        )
+        "CREATE TABLE metric_rows (cve_id VARCHAR, cvss_version VARCHAR, m JSON, _source_file VARCHAR, "
+        "_source_row BIGINT)"
     )
+    files = [r[0] for r in con.sql("SELECT DISTINCT _source_file FROM vulns ORDER BY 1").fetchall()]
+    for file in files:
+        con.execute(
+            "INSERT INTO metric_rows "
+            + " UNION ALL ".join(
+                f"SELECT v->>'$.cve.id', '{version}', m, _source_file, _source_row FROM vulns, "
+                f"unnest(CAST(v->'$.cve.metrics.{key}' AS JSON[])) AS t(m) WHERE _source_file = $file"
+                for key, version in METRIC_KEYS.items()
+            ),
+            {"file": file},
+        )
+        con.execute("CHECKPOINT")
     return con.sql("SELECT count(*) FROM vulns").fetchall()[0][0]
 
 
@@ -300,10 +346,14 @@ def _stage_feed(con: duckdb.DuckDBPyConnection, feed: Path, prefix: str, ctx: Co
 def convert_file(path: Path, out_dir: Path, dataset: Dataset, ctx: Context) -> ConvertResult:
     """Convert a window folder, a page or a feed into one Parquet file per table: `out_dir/<table>/<name>.parquet`."""
     path = Path(path)
-    pages = pages_of(path)
+    scratch = ctx.settings.tmp_dir / f"nvd-{os.getpid()}"
+    pages = [as_page(p, scratch) for p in pages_of(path)]
     stem = path.name.removesuffix(".gz").removesuffix(".json")
     prefix = f"{path.name}/" if path.is_dir() else ""
-    con = connect(ctx.settings, preserve_order=True)
+    # Staged in a database file of its own: rows of an in-memory database cannot leave memory, a file's can.
+    ctx.settings.tmp_dir.mkdir(parents=True, exist_ok=True)
+    staging = ctx.settings.tmp_dir / f"nvd-{os.getpid()}-{stem}.duckdb"
+    con = connect(ctx.settings, staging, share=0.8)
     outputs, rows, nbytes = {}, {}, 0
     try:
         con.execute("SET TimeZone = 'UTC'")
@@ -315,16 +365,21 @@ def convert_file(path: Path, out_dir: Path, dataset: Dataset, ctx: Context) -> C
                 file=str(path),
                 hint="A page is malformed: fetch it again (delete it and rerun)",
             ) from None
+        # cves carries each record's whole JSON (a few kB): batches are sized for that.
+        rows_per_batch = batch_rows(ctx.settings.memory_limit, 8192)
         for table in TABLES:
             out = Path(out_dir) / table / f"{stem}.parquet"
             with ParquetSink(out, row_group_bytes=row_group_bytes(ctx.settings.memory_limit)) as sink:
-                for batch in con.sql(QUERIES[table]).to_arrow_reader(50_000):
+                for batch in con.sql(QUERIES[table]).to_arrow_reader(rows_per_batch):
                     sink.write(batch)
             if sink.rows:
                 outputs[table], rows[table] = out, sink.rows
                 nbytes += sink.bytes
     finally:
         con.close()
+        for leftover in (staging, Path(f"{staging}.wal")):
+            leftover.unlink(missing_ok=True)
+        shutil.rmtree(scratch, ignore_errors=True)
     if rows.get("cves", 0) != total:
         raise ConversionError(f"{total} vulnerabilities read, {rows.get('cves', 0)} written", file=str(path))
     logger.info("%s: %s", path.name, ", ".join(f"{t} {n}" for t, n in rows.items()))
