@@ -97,6 +97,25 @@ def build_parser() -> argparse.ArgumentParser:
             f.add_argument("--out", type=Path, help=f"target directory (default data/raw/{kind})")
             add_option_flags(f, source.Options)
 
+    load = sub.add_parser("load", help="publish the warehouse's tables").add_subparsers(
+        dest="target", required=True, metavar="TARGET"
+    )
+    lp = load.add_parser("postgres", help="to PostgreSQL, each table swapped in atomically")
+    lp.add_argument(
+        "--dsn", help="connection string (default: $ETL_PG_DSN); a password is best left to PGPASSWORD"
+    )
+    lp.add_argument("--schema", default=None, help="target schema (default etl)")
+    lp.add_argument("--tables", nargs="+", metavar="DATASET.TABLE", help="only these tables")
+    extract = sub.add_parser("extract", help="extract from a database to Parquet").add_subparsers(
+        dest="source", required=True, metavar="SOURCE"
+    )
+    ep = extract.add_parser("postgres", help="a PostgreSQL table or query, streamed")
+    ep.add_argument("--dsn", help="connection string (default: $ETL_PG_DSN)")
+    what = ep.add_mutually_exclusive_group(required=True)
+    what.add_argument("--table", help="schema.table or table")
+    what.add_argument("--query", help="a SELECT")
+    ep.add_argument("--out", type=Path, required=True, help="output directory")
+
     q = sub.add_parser("sql", help="query the warehouse read-only")
     q.add_argument("query", help="a SQL query")
     q.add_argument("--format", choices=("table", "csv", "json"), default="table")
@@ -240,6 +259,52 @@ def cmd_fetch(args: argparse.Namespace, config: Config) -> int:
     return _report(args, summary)
 
 
+def _dsn(args: argparse.Namespace) -> str:
+    import os
+
+    from etl.sinks.postgres import DEFAULT_DSN_ENV
+
+    dsn = args.dsn or os.environ.get(DEFAULT_DSN_ENV)
+    if not dsn:
+        raise EtlError("no PostgreSQL DSN", hint=f"Pass --dsn or set {DEFAULT_DSN_ENV}")
+    return dsn
+
+
+def cmd_load(args: argparse.Namespace, config: Config) -> int:
+    from etl.pipeline import Step, Summary, measured
+    from etl.sinks.postgres import load
+
+    summary = Summary(command="load postgres", memory_limit_mb=config.settings.memory_limit / 2**20)
+    step = Step("load", dataset="postgres")
+    loaded = measured(
+        summary,
+        step,
+        config.settings.memory_limit,
+        lambda: load(config.settings, _dsn(args), schema=args.schema or "etl", tables=args.tables),
+    )
+    for table in loaded or []:
+        step.rows += table.rows
+        logger.info("%s: %d rows", table.table, table.rows)
+    return _report(args, summary)
+
+
+def cmd_extract(args: argparse.Namespace, config: Config) -> int:
+    from etl.pipeline import Step, Summary, measured
+    from etl.sources.postgres import extract
+
+    summary = Summary(command="extract postgres", memory_limit_mb=config.settings.memory_limit / 2**20)
+    step = Step("convert", dataset="postgres", file=args.table or "query")
+    result = measured(
+        summary,
+        step,
+        config.settings.memory_limit,
+        lambda: extract(config.settings, _dsn(args), args.out, table=args.table, query=args.query),
+    )
+    if result is not None:
+        step.rows, step.bytes = result.rows_out, result.bytes_out
+    return _report(args, summary)
+
+
 def cmd_sql(args: argparse.Namespace, config: Config) -> int:
     from etl.sinks.duckdb import connect
 
@@ -328,6 +393,8 @@ COMMANDS = {
     "transform": cmd_transform,
     "convert": cmd_convert,
     "fetch": cmd_fetch,
+    "load": cmd_load,
+    "extract": cmd_extract,
     "sql": cmd_sql,
     "status": cmd_status,
 }

@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from etl.cli import main
@@ -54,3 +56,29 @@ def run_measured(argv: list[str]) -> tuple[int, str, str, float]:
     proc = subprocess.run([sys.executable, "-m", "etl.memory", *argv], capture_output=True, text=True)
     *err, last = proc.stderr.rstrip("\n").split("\n")
     return proc.returncode, proc.stdout, "\n".join(err), float(last.removeprefix("peak_rss_mb="))
+
+
+# A real PostgreSQL: ETL_TEST_PG_DSN when set, else a throwaway server from the pgserver package.
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory):
+    if os.environ.get("ETL_TEST_PG_DSN"):
+        yield os.environ["ETL_TEST_PG_DSN"]
+        return
+    pgserver = pytest.importorskip("pgserver")
+    server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="stop")
+    yield server.get_uri()
+    server.cleanup()
+
+
+@pytest.fixture
+def pg(pg_server):
+    """A DSN to a database of this test's own, dropped afterwards."""
+    name = f"t_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pg_server, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    dsn = psycopg.conninfo.make_conninfo(pg_server, dbname=name)
+    yield dsn
+    with psycopg.connect(pg_server, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
