@@ -145,7 +145,33 @@ class Pipeline:
             for ds in self.datasets(only):
                 self.convert_dataset(ds, summary)
             self.build_warehouse(summary)
+            if "postgres" in self.config.sections.get("publish", {}):
+                self.publish_postgres(summary)
         return summary
+
+    def publish_postgres(self, summary: Summary) -> None:
+        """The `[publish.postgres]` section: load the warehouse's tables into PostgreSQL."""
+        import os
+
+        from etl.config import build_options
+        from etl.sinks.postgres import PublishOptions, load
+
+        step = Step("publish", dataset="postgres")
+
+        def publish() -> None:
+            opts = build_options(
+                PublishOptions, self.config.sections["publish"]["postgres"], "[publish.postgres]"
+            )
+            dsn = os.environ.get(opts.dsn_env)
+            if not dsn:
+                raise EtlError(
+                    f"[publish.postgres] needs a DSN in ${opts.dsn_env}", hint="Set it, or remove the section"
+                )
+            step.rows = sum(
+                t.rows for t in load(self.settings, dsn, schema=opts.schema, tables=opts.tables or None)
+            )
+
+        measured(summary, step, self.settings.memory_limit, publish)
 
     def transform(self) -> Summary:
         summary = self._start("transform")

@@ -96,3 +96,15 @@ def test_bad_dsn_and_unknown_table_say_so_without_the_password(etl, warehouse, p
 def test_masks_and_types():
     assert mask("host=h password='a b' user=u") == "host=h password=*** user=u"
     assert pg_type("DECIMAL(10,2)") == "numeric(10,2)" and pg_type("INTEGER[]") == "jsonb"
+
+
+def test_run_publishes_when_the_config_says_so(etl, tmp_path, pg, monkeypatch):
+    (tmp_path / "etl.toml").write_text('[datasets.nvd]\nkind = "nvd"\nsample = true\nsample_pages = 1\n'
+                                       '[publish.postgres]\nschema = "marts"\ntables = ["nvd.cves_per_cwe"]\n')
+    r = etl("run")
+    assert r.code == 1 and "needs a DSN in $ETL_PG_DSN" in r.err
+    monkeypatch.setenv("ETL_PG_DSN", pg)
+    r = etl("run")
+    assert r.code == 0, r.err
+    with psycopg.connect(pg) as c:
+        assert c.execute("SELECT sum(cves) FROM marts.nvd_cves_per_cwe").fetchone()[0] > 400
