@@ -80,13 +80,15 @@ def remove_partials(root: Path) -> list[Path]:
 def with_lineage(batch: pa.RecordBatch, source_file: str, first_row: int) -> pa.RecordBatch:
     """Append `_source_file` and `_source_row` (1-based row index within the source file)."""
     n = batch.num_rows
-    names = [*batch.schema.names, "_source_file", "_source_row"]
+    schema = batch.schema.append(pa.field("_source_file", pa.string())).append(
+        pa.field("_source_row", pa.int64())
+    )
     arrays = [
         *batch.columns,
         pa.repeat(pa.scalar(source_file, pa.string()), n),
         pa.array(np.arange(first_row, first_row + n, dtype=np.int64)),
     ]
-    return pa.RecordBatch.from_arrays(arrays, names=names)
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
 class ParquetSink:

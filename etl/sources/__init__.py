@@ -43,6 +43,7 @@ KINDS = {
     "dbc": "etl.sources.dbc",
     "datasus": "etl.sources.datasus",
     "nvd": "etl.sources.nvd",
+    "stat": "etl.sources.stat",
 }
 
 

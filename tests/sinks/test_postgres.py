@@ -99,8 +99,10 @@ def test_masks_and_types():
 
 
 def test_run_publishes_when_the_config_says_so(etl, tmp_path, pg, monkeypatch):
-    (tmp_path / "etl.toml").write_text('[datasets.nvd]\nkind = "nvd"\nsample = true\nsample_pages = 1\n'
-                                       '[publish.postgres]\nschema = "marts"\ntables = ["nvd.cves_per_cwe"]\n')
+    (tmp_path / "etl.toml").write_text(
+        '[datasets.nvd]\nkind = "nvd"\nsample = true\nsample_pages = 1\n'
+        '[publish.postgres]\nschema = "marts"\ntables = ["nvd.cves_per_cwe"]\n'
+    )
     r = etl("run")
     assert r.code == 1 and "needs a DSN in $ETL_PG_DSN" in r.err
     monkeypatch.setenv("ETL_PG_DSN", pg)
