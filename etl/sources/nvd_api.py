@@ -39,6 +39,7 @@ class RateLimiter:
 
     def __init__(self, limit: int, window: float):
         self.limit, self.window = limit, window
+        self.margin = 0.05 + window * 0.01
         self.sent: collections.deque[float] = collections.deque()
         self.lock = threading.Lock()
 
@@ -48,7 +49,8 @@ class RateLimiter:
             while self.sent and now - self.sent[0] >= self.window:
                 self.sent.popleft()
             if len(self.sent) >= self.limit:
-                time.sleep(self.window - (now - self.sent[0]) + 0.01)
+                # A margin for the time a request takes to reach the server, whose clock decides.
+                time.sleep(self.window - (now - self.sent[0]) + self.margin)
                 self.sent.popleft()
             self.sent.append(time.monotonic())
 
