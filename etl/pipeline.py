@@ -96,7 +96,7 @@ def measured(summary: Summary, step: Step, budget: int, work: Callable[[], Any])
         step.over_budget = rss.peak > budget
         summary.steps.append(step)
         if step.status == "failed":
-            logger.error("%s %s: %s", step.step, step.file or step.dataset, step.error)
+            logger.error("%s %s: %s", step.step, step.file or step.dataset or "", step.error)
         if step.over_budget:
             logger.warning(
                 "%s %s: peak RSS %.0f MB exceeded the %.0f MB budget",
@@ -350,7 +350,7 @@ class Pipeline:
                 names = source.sql_folders(ds) if hasattr(source, "sql_folders") else [ds.kind]
                 names += [ds.name] if ds.name != ds.kind else []
                 folders = [next((r / n for r in roots if (r / n).is_dir()), roots[0] / n) for n in names]
-                out[ds.name] = [f for folder in folders for f in warehouse.sql_files(folder)]
+                out[ds.name] = [f for folder in folders for f in warehouse.transform_files(folder)]
         return out
 
     def build_warehouse(self, summary: Summary) -> None:

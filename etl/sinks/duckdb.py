@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,7 +43,7 @@ def connect(
     """
     settings.tmp_dir.mkdir(parents=True, exist_ok=True)
     config = {
-        "memory_limit": f"{duckdb_memory_limit(settings.memory_limit, share) // MB}MB",
+        "memory_limit": f"{duckdb_memory_limit(settings.memory_limit, share) // MB}MiB",
         "threads": duckdb_threads(settings.memory_limit, settings.threads),
         "temp_directory": str(settings.tmp_dir / "duckdb"),
         "preserve_insertion_order": preserve_order,
@@ -61,17 +60,24 @@ class View:
     files: list[Path]
 
 
-def sql_files(folder: Path) -> list[Path]:
-    return sorted(folder.glob("*.sql")) if folder.is_dir() else []
+def transform_files(folder: Path) -> list[Path]:
+    """A transform folder's files in name order: NNN_name.sql (DuckDB) and NNN_name.py (Polars)."""
+    return sorted(p for p in folder.iterdir() if p.suffix in (".sql", ".py")) if folder.is_dir() else []
 
 
-def build_warehouse(settings: Settings, views: Iterable[View], transforms: dict[str, list[Path]]) -> Path:
+def build_warehouse(settings: Settings, views: list[View], transforms: dict[str, list[Path]]) -> Path:
     """Build the warehouse into a temporary file and rename it into place.
 
     A notebook holding the old file open keeps reading the old, complete version; new connections see the new one.
-    `transforms` maps a schema to the SQL files run, in order, with that schema as the default.
+    `transforms` maps a schema to its transform files (SQL, or Python with Polars), run in order with that schema
+    as the default. A failing file stops its dataset; the others still run so that every error is reported, and
+    then the new warehouse is discarded: the previous one stays in place. Tables the transforms create (marts)
+    are also exported as Parquet under data/marts/<dataset>/.
     """
+    from etl.transform import export_marts, run_transform
+
     final = settings.warehouse
+    errors: list[LoadError] = []
     with atomic_path(final) as tmp:
         con = connect(settings, tmp)
         try:
@@ -90,9 +96,16 @@ def build_warehouse(settings: Settings, views: Iterable[View], transforms: dict[
             for schema, files in transforms.items():
                 con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
                 con.execute(f"SET schema = {quote_literal(schema)}")
-                for path in files:
-                    run_sql_file(con, path)
+                try:
+                    for path in files:
+                        run_transform(con, settings, schema, path, [v for v in views if v.schema == schema])
+                except LoadError as e:
+                    errors.append(e)
                 con.execute("SET schema = 'main'")
+            if errors:
+                raise TransformFailures(errors)
+            for schema in transforms:
+                export_marts(con, settings, schema)
             con.execute("CHECKPOINT")
         finally:
             con.close()
@@ -102,19 +115,52 @@ def build_warehouse(settings: Settings, views: Iterable[View], transforms: dict[
     return final
 
 
+class TransformFailures(LoadError):
+    """One or more transform files failed; the previous warehouse was kept."""
+
+    def __init__(self, errors: list[LoadError]):
+        self.errors = errors
+        super().__init__("; ".join(str(e) for e in errors), hint="The previous warehouse is still in place")
+
+
 def run_sql_file(con: duckdb.DuckDBPyConnection, path: Path) -> None:
-    """Run one SQL file; an error names the file and the line."""
+    """Run one SQL file statement by statement; an error names the file and the line in it."""
     text = path.read_text(encoding="utf-8")
     try:
-        con.execute(text)
+        statements = con.extract_statements(text)
     except duckdb.Error as e:
-        line = re.search(r"^LINE (\d+):", str(e), re.MULTILINE)
-        raise LoadError(
-            str(e).splitlines()[0], file=str(path), position=line and f"line {line.group(1)}", hint=_hint(e)
-        ) from None
+        raise LoadError(str(e).splitlines()[0], file=str(path), position=_line(e, 1)) from None
+    pos = 0
+    for statement in statements:
+        found = text.find(statement.query, pos)
+        pos = max(found, pos)
+        body = statement.query
+        start = text.count("\n", 0, pos + len(body) - len(body.lstrip())) + 1
+        pos += len(body)
+        try:
+            con.execute(statement)
+        except duckdb.Error as e:
+            raise LoadError(
+                str(e).splitlines()[0], file=str(path), position=_line(e, start), hint=hint(e)
+            ) from None
 
 
-def _hint(error: duckdb.Error) -> str | None:
-    if isinstance(error, duckdb.OutOfMemoryException):
-        return "Raise --memory-limit, or rewrite aggregations such as string_agg/list over huge groups"
+def _line(error: duckdb.Error, start: int) -> str:
+    """The file line of an error: DuckDB numbers lines from the start of the failing statement."""
+    m = re.search(r"^LINE (\d+):", str(error), re.MULTILINE)
+    return f"line {start + int(m.group(1)) - 1 if m else start}"
+
+
+def hint(error: Exception) -> str | None:
+    """What to change when DuckDB runs out of memory or temp space."""
+    text = str(error)
+    if "max_temp_directory_size" in text or "temp directory" in text.lower() and "size" in text.lower():
+        return (
+            "The spill outgrew max_temp_directory_size: free disk space under data/tmp or raise that setting"
+        )
+    if isinstance(error, duckdb.OutOfMemoryException) or "Out of Memory" in text:
+        return (
+            "Raise --memory-limit; aggregations such as string_agg() or list() over a few huge groups cannot "
+            "spill to disk: aggregate further first"
+        )
     return None

@@ -1,0 +1,85 @@
+"""Transforms run while the warehouse is built: SQL files by DuckDB, Python files by Polars' streaming engine.
+
+A transform folder (sql/<kind>/, sql/<dataset>/) holds files run in name order. `NNN_name.sql` runs in DuckDB
+with the dataset's schema as the default. `NNN_name.py` defines `transform(tables) -> polars.LazyFrame`, where
+`tables` maps the dataset's table names to lazy scans of their Parquet; the result is sunk by the streaming
+engine to data/marts/<dataset>/<name>.parquet and becomes the view `<dataset>.<name>`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import re
+from pathlib import Path
+
+import duckdb
+
+from etl.config import Settings
+from etl.errors import LoadError
+from etl.sinks.duckdb import View, hint, quote_ident, quote_literal, run_sql_file
+from etl.sinks.parquet import atomic_path
+
+logger = logging.getLogger(__name__)
+
+
+def marts_dir(settings: Settings, schema: str) -> Path:
+    return settings.data_dir / "marts" / schema
+
+
+def run_transform(
+    con: duckdb.DuckDBPyConnection, settings: Settings, schema: str, path: Path, views: list[View]
+) -> None:
+    if path.suffix == ".py":
+        run_polars_file(con, settings, schema, path, views)
+    else:
+        run_sql_file(con, path)
+
+
+def run_polars_file(
+    con: duckdb.DuckDBPyConnection, settings: Settings, schema: str, path: Path, views: list[View]
+) -> None:
+    # Polars reads its thread count once, at import: set it from the settings before the first import.
+    os.environ.setdefault("POLARS_MAX_THREADS", str(settings.threads))
+    import polars as pl
+
+    spec = importlib.util.spec_from_file_location(f"etl_transform_{schema}_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    name = re.sub(r"^\d+_", "", path.stem)
+    out = marts_dir(settings, schema) / f"{name}.parquet"
+    try:
+        spec.loader.exec_module(module)
+        tables = {v.name: pl.scan_parquet([str(f) for f in v.files]) for v in views}
+        frame = module.transform(tables)
+        with atomic_path(out) as tmp:
+            frame.sink_parquet(tmp, engine="streaming", row_group_size=100_000)
+    except Exception as e:  # a user's transform: any error is that file's error
+        raise LoadError(
+            f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}", file=str(path), hint=hint(e)
+        ) from None
+    con.execute(
+        f"CREATE OR REPLACE VIEW {quote_ident(schema)}.{quote_ident(name)} AS "
+        f"SELECT * FROM read_parquet({quote_literal(str(out.resolve()))})"
+    )
+
+
+def export_marts(con: duckdb.DuckDBPyConnection, settings: Settings, schema: str) -> list[Path]:
+    """Every table the transforms created in `schema`, also as Parquet (row groups bounded in bytes)."""
+    tables = [
+        r[0]
+        for r in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = ? AND table_type = 'BASE TABLE'",
+            [schema],
+        ).fetchall()
+    ]
+    out = []
+    for table in tables:
+        path = marts_dir(settings, schema) / f"{table}.parquet"
+        with atomic_path(path) as tmp:
+            con.execute(
+                f"COPY {quote_ident(schema)}.{quote_ident(table)} TO {quote_literal(str(tmp))} "
+                "(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE_BYTES '64MB')"
+            )
+        out.append(path)
+    return out
