@@ -39,7 +39,8 @@ format: $(STAMP) ## Reformat the code with ruff
 	$(BIN)/ruff check --fix etl tests benchmarks
 	$(BIN)/ruff format etl tests benchmarks
 
-notebooks: $(STAMP) ## Start Jupyter Lab on notebooks/
+notebooks: $(STAMP) ## Start Jupyter Lab on notebooks/ (installs it into .venv the first time)
+	$(BIN)/pip install --quiet -e '.[dev,explore]'
 	$(BIN)/jupyter lab notebooks/
 
 clean: ## Remove everything produced under data/ (keeps .venv)

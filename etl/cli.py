@@ -122,6 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--limit", type=int, default=1000, help="rows shown in table format (default 1000)")
 
     sub.add_parser("status", help="what the state store knows: files, cursors, last runs")
+    rep = sub.add_parser(
+        "report", help="plot peak RSS and time per step of the last run (PNG under data/reports)"
+    )
+    rep.add_argument("--html", action="store_true", help="also a self-contained HTML page")
     return p
 
 
@@ -357,6 +361,13 @@ def _print_table(names: list[str], rows: list[tuple], out) -> None:
         out.write("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() + "\n")
 
 
+def cmd_report(args: argparse.Namespace, config: Config) -> int:
+    from etl.report import render
+
+    print(render(config.settings, as_html=args.html))
+    return EXIT_OK
+
+
 def cmd_status(args: argparse.Namespace, config: Config) -> int:
     from etl.state import StateStore
 
@@ -397,6 +408,7 @@ COMMANDS = {
     "extract": cmd_extract,
     "sql": cmd_sql,
     "status": cmd_status,
+    "report": cmd_report,
 }
 
 

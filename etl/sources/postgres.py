@@ -124,14 +124,16 @@ def extract(
             copy_sql = sql.SQL("COPY (SELECT {} FROM ({}) AS q) TO STDOUT (FORMAT csv)").format(
                 sql.SQL(", ").join(exprs), source
             )
-            block = max(1 * MB, min(64 * MB, settings.memory_limit // 32))
+            block = max(1 * MB, min(16 * MB, settings.memory_limit // 256))
             with (
                 cur.copy(copy_sql) as copy,
                 ParquetSink(out, row_group_bytes=row_group_bytes(settings.memory_limit)) as sink,
             ):
                 reader = pacsv.open_csv(
                     io.BufferedReader(_CopyStream(iter(copy)), buffer_size=1 << 20),
-                    read_options=pacsv.ReadOptions(column_names=list(types), block_size=block),
+                    read_options=pacsv.ReadOptions(
+                        column_names=list(types), block_size=block, use_threads=False
+                    ),
                     parse_options=pacsv.ParseOptions(newlines_in_values=True),
                     convert_options=pacsv.ConvertOptions(
                         column_types=types,
