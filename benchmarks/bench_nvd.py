@@ -38,8 +38,10 @@ pq.write_table(pa.Table.from_pylist(metrics), sys.argv[2] + "/metrics.parquet")
 def make_pages(pages: int) -> Path:
     folder = WORK / f"nvd_{pages}_pages"
     if not (folder / "_complete").exists():
-        code = (f"from etl.samples.nvd import write_sample; write_sample(__import__('pathlib').Path('{folder}'), "
-                f"pages={pages}, per_page=2000)")
+        code = (
+            f"from etl.samples.nvd import write_sample; write_sample(__import__('pathlib').Path('{folder}'), "
+            f"pages={pages}, per_page=2000)"
+        )
         import subprocess
 
         subprocess.run([sys.executable, "-c", code], check=True)
@@ -58,17 +60,32 @@ def fetch_bench(pages: int) -> tuple[list[Measure], list[str]]:
     shutil.rmtree(out, ignore_errors=True)
     try:
         start = time.perf_counter()
-        sync(out, state=None, cursor_name="bench", base_url=url, results_per_page=100, max_requests=limit,
-             window_seconds=window)
+        sync(
+            out,
+            state=None,
+            cursor_name="bench",
+            base_url=url,
+            results_per_page=100,
+            max_requests=limit,
+            window_seconds=window,
+        )
         wall = time.perf_counter() - start
     finally:
         server.shutdown()
     # N requests under "limit per window" cannot finish before (ceil(N / limit) - 1) windows have passed.
     floor = (-(-pages // limit) - 1) * window
-    m = Measure(f"etl fetch, {pages} pages ({limit} req / {window:g} s)", wall, float("nan"), 0.0, True,
-                f"throttled {emulator.throttled}")
-    notes = [f"- Fetch: {wall:.2f} s for {pages} pages where the rate limit alone imposes {floor:.1f} s: "
-             f"{wall / floor:.3f}x (target <= 1.1x), {emulator.throttled} throttled requests (target 0)."]
+    m = Measure(
+        f"etl fetch, {pages} pages ({limit} req / {window:g} s)",
+        wall,
+        float("nan"),
+        0.0,
+        True,
+        f"throttled {emulator.throttled}",
+    )
+    notes = [
+        f"- Fetch: {wall:.2f} s for {pages} pages where the rate limit alone imposes {floor:.1f} s: "
+        f"{wall / floor:.3f}x (target <= 1.1x), {emulator.throttled} throttled requests (target 0)."
+    ]
     return [m], notes
 
 
@@ -78,20 +95,45 @@ def main() -> None:
     out = WORK / "nvd_out"
     shutil.rmtree(out, ignore_errors=True)
     (out / "naive").mkdir(parents=True)
-    etl = [sys.executable, "-m", "etl.cli", "--quiet", "--memory-limit", "512MB", "--data-dir", str(out / "data"),
-           "convert", "nvd", str(folder), "--out", str(out / "etl")]
-    measures = [run(f"etl convert nvd ({pages} pages, 512MB)", etl, out / "etl"),
-                run("json.load + Python flattening (2 tables)", [*python(NAIVE), str(folder), str(out / "naive")],
-                    out / "naive", note="cves and metrics only")]
+    etl = [
+        sys.executable,
+        "-m",
+        "etl.cli",
+        "--quiet",
+        "--memory-limit",
+        "512MB",
+        "--data-dir",
+        str(out / "data"),
+        "convert",
+        "nvd",
+        str(folder),
+        "--out",
+        str(out / "etl"),
+    ]
+    measures = [
+        run(f"etl convert nvd ({pages} pages, 512MB)", etl, out / "etl"),
+        run(
+            "json.load + Python flattening (2 tables)",
+            [*python(NAIVE), str(folder), str(out / "naive")],
+            out / "naive",
+            note="cves and metrics only",
+        ),
+    ]
     cves = pages * 2000
     etl_m, naive = measures
-    notes = [f"- {pages} pages of 2,000 generated CVEs ({cves:,} records).",
-             f"- Convert: etl {cves / etl_m.wall:,.0f} CVEs/s into six tables, naive {cves / naive.wall:,.0f} CVEs/s "
-             f"into two: {naive.wall / etl_m.wall:.1f}x (target >= 5x); etl peak RSS {etl_m.peak_rss_mb:.0f} MB "
-             f"at a 512 MB budget (target: 256 MB), naive {naive.peak_rss_mb:.0f} MB."]
+    notes = [
+        f"- {pages} pages of 2,000 generated CVEs ({cves:,} records).",
+        f"- Convert: etl {cves / etl_m.wall:,.0f} CVEs/s into six tables, naive {cves / naive.wall:,.0f} CVEs/s "
+        f"into two: {naive.wall / etl_m.wall:.1f}x (target >= 5x); etl peak RSS {etl_m.peak_rss_mb:.0f} MB "
+        f"at a 512 MB budget (target: 256 MB), naive {naive.peak_rss_mb:.0f} MB.",
+    ]
     fetch, fetch_notes = fetch_bench(int(os.environ.get("ETL_BENCH_NVD_FETCH_PAGES", 12)))
-    write_table("nvd", "NVD pages -> Parquet, and fetching under the rate limit", measures + fetch,
-                notes + fetch_notes)
+    write_table(
+        "nvd",
+        "NVD pages -> Parquet, and fetching under the rate limit",
+        measures + fetch,
+        notes + fetch_notes,
+    )
 
 
 if __name__ == "__main__":
