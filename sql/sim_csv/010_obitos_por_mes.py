@@ -5,7 +5,14 @@ DTOBITO is text DDMMYYYY; IDADE's first digit is the unit (4 = years, 5 = 100 + 
 
 import polars as pl
 
-AGE_GROUPS = [0, 1, 15, 30, 45, 60, 75]
+AGE_GROUPS = [(1, "<1"), (15, "1-14"), (30, "15-29"), (45, "30-44"), (60, "45-59"), (75, "60-74")]
+
+
+def _age_group(years: pl.Expr) -> pl.Expr:
+    expr = pl.when(years.is_null()).then(None)
+    for upper, label in AGE_GROUPS:
+        expr = expr.when(years < upper).then(pl.lit(label))
+    return expr.otherwise(pl.lit("75+"))
 
 
 def transform(tables: dict[str, pl.LazyFrame]) -> pl.LazyFrame:
@@ -18,7 +25,7 @@ def transform(tables: dict[str, pl.LazyFrame]) -> pl.LazyFrame:
             month=pl.col("DTOBITO").str.strptime(pl.Date, "%d%m%Y", strict=False).dt.truncate("1mo"),
             sexo=pl.col("SEXO").cast(pl.Int64).replace_strict({1: "Masculino", 2: "Feminino"}, default=None,
                                                               return_dtype=pl.String),
-            faixa_etaria=years.cut(AGE_GROUPS, left_closed=True).cast(pl.String),
+            faixa_etaria=_age_group(years),
         )
         .group_by("month", "sexo", "faixa_etaria")
         .agg(obitos=pl.len())
