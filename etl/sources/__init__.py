@@ -33,6 +33,7 @@ from etl.errors import ConfigError, SourceError
 if TYPE_CHECKING:
     from etl.config import Settings
     from etl.progress import Progress
+    from etl.sinks.parquet import ParquetSink
     from etl.state import StateStore
 
 SINGLE_TABLE = "records"
@@ -85,6 +86,17 @@ class ConvertResult:
     bytes_out: int = 0
     nulled: dict[str, int] = field(default_factory=dict)  # values that could not be typed, per column
     warnings: list[str] = field(default_factory=list)
+
+    @classmethod
+    def written(cls, sink: ParquetSink, rejected: int = 0) -> ConvertResult:
+        """A single-table result: what the sink wrote, plus the rows rejected on the way."""
+        return cls(
+            rows_in=sink.rows + rejected,
+            rows_out=sink.rows,
+            rows_rejected=rejected,
+            outputs={SINGLE_TABLE: sink.path} if sink.rows else {},
+            bytes_out=sink.bytes,
+        )
 
 
 def get_source(kind: str, where: str = "") -> ModuleType:

@@ -22,7 +22,7 @@ from etl.errors import ConfigError, SourceError
 from etl.memory import MB, batch_rows
 from etl.sinks.duckdb import connect, quote_ident, quote_literal
 from etl.sinks.parquet import ParquetSink, atomic_path, row_group_bytes, with_lineage
-from etl.sources import SINGLE_TABLE, Context, ConvertResult, local_files
+from etl.sources import Context, ConvertResult, local_files
 
 logger = logging.getLogger(__name__)
 
@@ -248,13 +248,7 @@ def convert_file(path: Path, out_dir: Path, dataset: Dataset, ctx: Context) -> C
     if sink.rows == 0 and rejected == 0:
         raise SourceError("no data rows (header only?)", file=str(path))
     _write_rejects(rejects[0] if rejects else None, rejects_out, path.name)
-    return ConvertResult(
-        rows_in=sink.rows + rejected,
-        rows_out=sink.rows,
-        rows_rejected=rejected,
-        outputs={SINGLE_TABLE: out} if sink.rows else {},
-        bytes_out=sink.bytes,
-    )
+    return ConvertResult.written(sink, rejected)
 
 
 # A short row gets one error per missing column: keep the first, with the raw line as it was read.

@@ -21,7 +21,7 @@ from etl.errors import ConfigError, SourceError
 from etl.memory import MB
 from etl.sinks.parquet import ParquetSink, row_group_bytes, with_lineage
 from etl.sinks.postgres import mask
-from etl.sources import SINGLE_TABLE, ConvertResult
+from etl.sources import ConvertResult
 
 logger = logging.getLogger(__name__)
 
@@ -151,13 +151,7 @@ def extract(
     finally:
         pg.close()
     logger.info("%s -> %s: %d rows", lineage, out, sink.rows)
-    return ConvertResult(
-        rows_in=sink.rows,
-        rows_out=sink.rows,
-        rows_rejected=0,
-        outputs={SINGLE_TABLE: out} if sink.rows else {},
-        bytes_out=sink.bytes,
-    )
+    return ConvertResult.written(sink)
 
 
 def _utc(batch: pa.RecordBatch, columns) -> pa.RecordBatch:

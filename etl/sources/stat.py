@@ -19,7 +19,7 @@ from etl.config import Dataset
 from etl.errors import ConversionError, SourceError
 from etl.memory import batch_rows
 from etl.sinks.parquet import ParquetSink, atomic_path, row_group_bytes, with_lineage
-from etl.sources import SINGLE_TABLE, Context, ConvertResult
+from etl.sources import Context, ConvertResult
 
 logger = logging.getLogger(__name__)
 
@@ -80,13 +80,7 @@ def convert_file(path: Path, out_dir: Path, dataset: Dataset, ctx: Context) -> C
             f"cannot read: {e}", file=str(path), hint="The file may be truncated or corrupt"
         ) from None
     _write_labels(meta, Path(out_dir) / "_labels" / f"{path.stem}.parquet")
-    return ConvertResult(
-        rows_in=sink.rows,
-        rows_out=sink.rows,
-        rows_rejected=0,
-        outputs={SINGLE_TABLE: out} if sink.rows else {},
-        bytes_out=sink.bytes,
-    )
+    return ConvertResult.written(sink)
 
 
 def _schema(first: pa.Schema, meta) -> pa.Schema:
