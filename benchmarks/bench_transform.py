@@ -17,9 +17,9 @@ import sys
 from pathlib import Path
 from etl.config import Settings
 from etl.memory import parse_size
-from etl.sinks.duckdb import connect, hint
+from etl.sinks.duckdb import WAREHOUSE_SHARE, connect, hint
 settings = Settings(data_dir=Path(sys.argv[1]), memory_limit=parse_size(sys.argv[2]), threads=2)
-con = connect(settings)
+con = connect(settings, share=WAREHOUSE_SHARE)  # as `etl transform` connects
 for statement in sys.argv[3:]:
     try:
         con.execute(statement)
@@ -30,9 +30,11 @@ for statement in sys.argv[3:]:
 
 QUERIES = {
     "GROUP BY 20M keys": "COPY (SELECT k, count(*) AS n, sum(v) AS s, max(s) AS m FROM '{facts}' GROUP BY k) "
-    "TO '{out}/group.parquet'",
-    "full sort": "COPY (SELECT * FROM '{facts}' ORDER BY v, k) TO '{out}/sort.parquet'",
-    "join": "COPY (SELECT f.k, f.v, d.label FROM '{facts}' f JOIN '{dims}' d ON f.k = d.k) TO '{out}/join.parquet'",
+    "TO '{out}/group.parquet' (FORMAT parquet, ROW_GROUP_SIZE_BYTES '4MB')",
+    "full sort": "COPY (SELECT * FROM '{facts}' ORDER BY v, k) TO '{out}/sort.parquet' "
+    "(FORMAT parquet, ROW_GROUP_SIZE_BYTES '4MB')",
+    "join": "COPY (SELECT f.k, f.v, d.label FROM '{facts}' f JOIN '{dims}' d ON f.k = d.k) TO '{out}/join.parquet' "
+    "(FORMAT parquet, ROW_GROUP_SIZE_BYTES '4MB')",
 }
 
 

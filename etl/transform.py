@@ -18,8 +18,9 @@ import duckdb
 
 from etl.config import Settings
 from etl.errors import LoadError
+from etl.memory import MB
 from etl.sinks.duckdb import View, hint, quote_ident, quote_literal, run_sql_file
-from etl.sinks.parquet import atomic_path
+from etl.sinks.parquet import atomic_path, row_group_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -73,13 +74,14 @@ def export_marts(con: duckdb.DuckDBPyConnection, settings: Settings, schema: str
             [schema],
         ).fetchall()
     ]
+    row_group_mib = row_group_bytes(settings.memory_limit) // MB  # a row group is buffered whole
     out = []
     for table in tables:
         path = marts_dir(settings, schema) / f"{table}.parquet"
         with atomic_path(path) as tmp:
             con.execute(
                 f"COPY {quote_ident(schema)}.{quote_ident(table)} TO {quote_literal(str(tmp))} "
-                "(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE_BYTES '64MB')"
+                f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE_BYTES '{row_group_mib}MiB')"
             )
         out.append(path)
     return out

@@ -19,6 +19,9 @@ from etl.sources import SINGLE_TABLE
 logger = logging.getLogger(__name__)
 
 
+WAREHOUSE_SHARE = 1.0
+
+
 def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -79,7 +82,8 @@ def build_warehouse(settings: Settings, views: list[View], transforms: dict[str,
     final = settings.warehouse
     errors: list[LoadError] = []
     with atomic_path(final) as tmp:
-        con = connect(settings, tmp)
+        # Building the warehouse is DuckDB's alone (Python holds no data): it gets all the budget leaves.
+        con = connect(settings, tmp, share=WAREHOUSE_SHARE)
         try:
             for view in views:
                 con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(view.schema)}")
