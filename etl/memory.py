@@ -40,10 +40,6 @@ def parse_size(text: str | int) -> int:
     return int(float(m.group(1)) * _UNITS[m.group(2).upper()])
 
 
-def format_size(n: int) -> str:
-    return f"{n / MB:.0f}MB"
-
-
 def duckdb_memory_limit(budget: int, share: float = 0.5) -> int:
     """The memory_limit to give DuckDB so that the whole process stays within the budget.
 
@@ -105,18 +101,6 @@ class RssMonitor:
     @property
     def peak_mb(self) -> float:
         return round(self.peak / MB, 1)
-
-
-def peak_rss_since_start() -> int:
-    """The process's lifetime peak RSS (Linux VmHWM), which catches spikes between samples."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return psutil.Process().memory_info().rss
 
 
 def run_measured(argv: list[str]) -> tuple[int, float]:

@@ -146,9 +146,6 @@ class StateStore:
             vals,
         )
 
-    def delete_file(self, dataset: str, path: str) -> None:
-        self.db.execute("DELETE FROM files WHERE dataset = ? AND path = ?", (dataset, path))
-
     @staticmethod
     def _file(row: tuple) -> FileRecord:
         rec = FileRecord(*row)

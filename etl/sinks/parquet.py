@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,13 +28,6 @@ DEFAULT_ROW_GROUP_BYTES = 64 * MB
 def row_group_bytes(budget: int) -> int:
     """Row groups of about 64 MB in memory, smaller under a tight budget (a row group is buffered whole)."""
     return max(4 * MB, min(DEFAULT_ROW_GROUP_BYTES, budget // 32))
-
-
-@dataclass
-class WriteResult:
-    rows: int
-    bytes: int
-    path: Path
 
 
 def fsync_dir(path: Path) -> None:
@@ -196,18 +188,3 @@ class ParquetSink:
 
 class _NoOutput(Exception):
     """Tells atomic_path to discard its temporary file."""
-
-
-def write_parquet(
-    batches: Iterable[pa.RecordBatch],
-    path: Path,
-    schema: pa.Schema | None = None,
-    *,
-    row_group_bytes: int = DEFAULT_ROW_GROUP_BYTES,
-    metadata: dict[str, str] | None = None,
-) -> WriteResult:
-    """Write every batch to `path` atomically; return rows and bytes written."""
-    with ParquetSink(path, schema, row_group_bytes=row_group_bytes, metadata=metadata) as sink:
-        for batch in batches:
-            sink.write(batch)
-    return WriteResult(rows=sink.rows, bytes=sink.bytes, path=Path(path))

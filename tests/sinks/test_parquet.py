@@ -2,7 +2,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from etl.sinks.parquet import ParquetSink, atomic_path, remove_partials, with_lineage, write_parquet
+from etl.sinks.parquet import ParquetSink, atomic_path, remove_partials, with_lineage
+
+
+def write_parquet(batches, path, schema=None, row_group_bytes=64 * 2**20):
+    with ParquetSink(path, schema, row_group_bytes=row_group_bytes) as sink:
+        for batch in batches:
+            sink.write(batch)
+    return sink
 
 
 def batches(n, rows):
