@@ -55,7 +55,7 @@ def duckdb_threads(budget: int, threads: int) -> int:
 
 def working_bytes(budget: int) -> int:
     """Bytes a Python-side stage may hold in flight (its batches, buffers, row groups)."""
-    return max(16 * MB, budget - BASELINE_BYTES) // 4
+    return max(16 * MB, budget - BASELINE_BYTES) // 8
 
 
 def batch_rows(budget: int, row_bytes: int, *, cap: int = 1_000_000) -> int:
