@@ -40,12 +40,12 @@ def parse_size(text: str | int) -> int:
     return int(float(m.group(1)) * _UNITS[m.group(2).upper()])
 
 
-def duckdb_memory_limit(budget: int, share: float = 0.5) -> int:
+def duckdb_memory_limit(budget: int, share: float = 0.5, reserve: int = 170 * MB) -> int:
     """The memory_limit to give DuckDB so that the whole process stays within the budget.
 
     Measured here: RSS = about 60 MB of interpreter and libraries + DuckDB's limit + 70-170 MB above it.
     """
-    return max(48 * MB, int(min(budget * share, (budget - 150 * MB) * share)))
+    return max(40 * MB, int(min(budget * share, (budget - reserve) * share)))
 
 
 def duckdb_threads(budget: int, threads: int) -> int:

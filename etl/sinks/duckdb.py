@@ -19,7 +19,8 @@ from etl.sources import SINGLE_TABLE
 logger = logging.getLogger(__name__)
 
 
-WAREHOUSE_SHARE = 1.0
+# Building the warehouse is DuckDB's alone: it gets all but the interpreter's ~150 MB.
+WAREHOUSE_SHARE, WAREHOUSE_RESERVE = 1.0, 150 * MB
 
 
 def quote_ident(name: str) -> str:
@@ -38,6 +39,7 @@ def connect(
     read_only: bool = False,
     preserve_order: bool = False,
     share: float = 0.5,
+    reserve: int = 170 * MB,
 ) -> duckdb.DuckDBPyConnection:
     """A connection with an explicit memory_limit below the budget, temp_directory under data/, and threads.
 
@@ -46,7 +48,7 @@ def connect(
     """
     settings.tmp_dir.mkdir(parents=True, exist_ok=True)
     config = {
-        "memory_limit": f"{duckdb_memory_limit(settings.memory_limit, share) // MB}MiB",
+        "memory_limit": f"{duckdb_memory_limit(settings.memory_limit, share, reserve) // MB}MiB",
         "threads": duckdb_threads(settings.memory_limit, settings.threads),
         "temp_directory": str(settings.tmp_dir / "duckdb"),
         "preserve_insertion_order": preserve_order,
@@ -82,8 +84,7 @@ def build_warehouse(settings: Settings, views: list[View], transforms: dict[str,
     final = settings.warehouse
     errors: list[LoadError] = []
     with atomic_path(final) as tmp:
-        # Building the warehouse is DuckDB's alone (Python holds no data): it gets all the budget leaves.
-        con = connect(settings, tmp, share=WAREHOUSE_SHARE)
+        con = connect(settings, tmp, share=WAREHOUSE_SHARE, reserve=WAREHOUSE_RESERVE)
         try:
             for view in views:
                 con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(view.schema)}")
