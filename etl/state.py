@@ -52,6 +52,9 @@ CREATE TABLE IF NOT EXISTS steps (
 """
 
 
+FILE_FIELDS = {"origin", "size", "mtime_ns", "checksum", "rows_in", "rows_out", "rows_rejected", "outputs", "error"}
+
+
 @dataclass
 class FileRecord:
     dataset: str
@@ -135,6 +138,9 @@ class StateStore:
 
     def put_file(self, dataset: str, path: str, stage: str, **fields: Any) -> None:
         """Insert or update one file's record; fields not given keep their stored value."""
+        unknown = set(fields) - FILE_FIELDS  # column names are interpolated: only known ones pass
+        if unknown:
+            raise ValueError(f"unknown file fields: {sorted(unknown)}")
         if "outputs" in fields:
             fields["outputs"] = json.dumps({k: str(v) for k, v in fields["outputs"].items()})
         cols = ["dataset", "path", "stage", "updated_at", *fields]
