@@ -52,7 +52,17 @@ CREATE TABLE IF NOT EXISTS steps (
 """
 
 
-FILE_FIELDS = {"origin", "size", "mtime_ns", "checksum", "rows_in", "rows_out", "rows_rejected", "outputs", "error"}
+FILE_FIELDS = {
+    "origin",
+    "size",
+    "mtime_ns",
+    "checksum",
+    "rows_in",
+    "rows_out",
+    "rows_rejected",
+    "outputs",
+    "error",
+}
 
 
 @dataclass
