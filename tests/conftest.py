@@ -48,12 +48,34 @@ def samples_dir() -> Path | None:
     return path if path.is_dir() else None
 
 
-def run_measured(argv: list[str]) -> tuple[int, str, str, float]:
-    """Run a command in a child process: exit code, stdout, stderr, and its peak RSS in MB."""
+# Memory-bound tests run etl at this budget: a fresh install maps ~40 MB more library pages into each process
+# (file-backed RSS) than an older one, which leaves too little room at 256 MB.
+TEST_BUDGET_MB = 320
+
+
+def etl_measured(tmp_path: Path, *args: str) -> tuple[int, str, str, float]:
+    """`etl --memory-limit TEST_BUDGET_MB … ARGS` in a child process: exit code, stdout, stderr, peak RSS in MB.
+
+    The child is started by a small launcher (`python -m etl.memory`): forked from the large pytest process,
+    it would count pytest's pages as its own.
+    """
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, "-m", "etl.memory", *argv], capture_output=True, text=True)
+    argv = [
+        sys.executable,
+        "-m",
+        "etl.memory",
+        sys.executable,
+        "-m",
+        "etl.cli",
+        "--memory-limit",
+        f"{TEST_BUDGET_MB}MB",
+        "--data-dir",
+        str(tmp_path / "data"),
+        *map(str, args),
+    ]
+    proc = subprocess.run(argv, capture_output=True, text=True)
     *err, last = proc.stderr.rstrip("\n").split("\n")
     return proc.returncode, proc.stdout, "\n".join(err), float(last.removeprefix("peak_rss_mb="))
 

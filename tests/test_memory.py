@@ -1,17 +1,12 @@
-"""Memory is a contract: a CSV many times larger than a small budget converts within it (child process).
-
-The memory tests use a 320 MB budget: in a freshly installed environment the shared libraries' pages are all in
-the page cache, and the kernel maps ~40 MB more of them into a process than in an older one (file-backed RSS).
-"""
+"""Memory is a contract: a CSV many times larger than a small budget converts within it (child process)."""
 
 import json
-import sys
 
 import duckdb
 import pytest
 
 from etl.memory import MB, RssMonitor, duckdb_memory_limit, duckdb_threads
-from tests.conftest import run_measured
+from tests.conftest import TEST_BUDGET_MB, etl_measured
 
 
 def test_duckdb_settings_leave_room_within_the_budget():
@@ -35,26 +30,12 @@ def test_a_csv_four_times_the_budget_converts_within_it(tmp_path):
     duckdb.sql(f"""COPY (SELECT i AS id, 'nome ' || (i * 7919 % 100003) AS nome, (i % 1000)::INT AS code,
         DATE '2020-01-01' + (i % 1500)::INT AS d, round(i / 7, 2) AS val, md5(i::VARCHAR) AS h
         FROM range(14000000) t(i)) TO '{src}' (HEADER, DELIMITER ';')""")
-    assert src.stat().st_size > 3 * 320 * MB
-    code, out, err, peak_mb = run_measured(
-        [
-            sys.executable,
-            "-m",
-            "etl.cli",
-            "--json",
-            "--memory-limit",
-            "320MB",
-            "--data-dir",
-            str(tmp_path / "data"),
-            "convert",
-            "csv",
-            str(src),
-            "--out",
-            str(tmp_path / "out"),
-        ]
+    assert src.stat().st_size > 3 * TEST_BUDGET_MB * MB
+    code, out, err, peak_mb = etl_measured(
+        tmp_path, "--json", "convert", "csv", src, "--out", tmp_path / "out"
     )
     assert code == 0, err
     summary = json.loads(out)
     assert summary["rows"] == 14_000_000 and summary["rejected"] == 0
-    assert peak_mb < 320, f"peak RSS {peak_mb:.0f} MB over a 320 MB budget"
+    assert peak_mb < TEST_BUDGET_MB, f"peak RSS {peak_mb:.0f} MB over the budget"
     assert summary["steps"][0]["over_budget"] is False

@@ -1,7 +1,6 @@
 import datetime as dt
 import json
 import struct
-import sys
 from decimal import Decimal
 
 import duckdb
@@ -12,7 +11,7 @@ from dbfread import DBF, FieldParser
 from etl.errors import SourceError
 from etl.sources.dbc import dbc_to_dbf
 from etl.sources.dbf import DbfStats, read_batches, read_header, write_dbf
-from tests.conftest import run_measured, samples_dir
+from tests.conftest import TEST_BUDGET_MB, etl_measured, samples_dir
 
 FIELDS = [
     ("NOME", "C", 20, 0),
@@ -195,27 +194,13 @@ def test_a_dbf_many_times_the_budget_converts_within_it(tmp_path):
         f.write(raw[:4] + struct.pack("<I", rows) + raw[8:hlen])
         for _ in range(repeats):
             f.write(raw[hlen:-1])
-    assert (tmp_path / "big.dbf").stat().st_size > 1.5 * 320 * 2**20
-    code, out, err, peak_mb = run_measured(
-        [
-            sys.executable,
-            "-m",
-            "etl.cli",
-            "--json",
-            "--memory-limit",
-            "320MB",
-            "--data-dir",
-            str(tmp_path / "data"),
-            "convert",
-            "dbf",
-            str(tmp_path / "big.dbf"),
-            "--out",
-            str(tmp_path / "out"),
-        ]
+    assert (tmp_path / "big.dbf").stat().st_size > 1.5 * TEST_BUDGET_MB * 2**20
+    code, out, err, peak_mb = etl_measured(
+        tmp_path, "--json", "convert", "dbf", tmp_path / "big.dbf", "--out", tmp_path / "out"
     )
     assert code == 0, err
     assert json.loads(out)["rows"] == rows
-    assert peak_mb < 320
+    assert peak_mb < TEST_BUDGET_MB
     assert duckdb.sql(f"SELECT count(DISTINCT _source_row) FROM '{tmp_path}/out/big.parquet'").fetchall() == [
         (rows,)
     ]

@@ -4,7 +4,7 @@ from decimal import Decimal
 import psycopg
 import pyarrow.parquet as pq
 
-from tests.conftest import run_measured
+from tests.conftest import TEST_BUDGET_MB, etl_measured
 
 
 def test_extract_a_table_with_types_and_lineage(etl, tmp_path, pg):
@@ -55,27 +55,10 @@ def test_extract_a_table_larger_than_the_budget_in_bounded_memory(tmp_path, pg):
             "CREATE TABLE big AS SELECT i AS id, md5(i::text) || md5((i + 1)::text) AS h, now() AS at "
             "FROM generate_series(1, 3000000) i"
         )
-    import sys
 
-    code, out, err, peak = run_measured(
-        [
-            sys.executable,
-            "-m",
-            "etl.cli",
-            "--memory-limit",
-            "320MB",
-            "--data-dir",
-            str(tmp_path / "data"),
-            "extract",
-            "postgres",
-            "--dsn",
-            pg,
-            "--table",
-            "big",
-            "--out",
-            str(tmp_path / "out"),
-        ]
+    code, out, err, peak = etl_measured(
+        tmp_path, "extract", "postgres", "--dsn", pg, "--table", "big", "--out", tmp_path / "out"
     )
     assert code == 0, err
     assert pq.read_metadata(tmp_path / "out/big.parquet").num_rows == 3_000_000
-    assert peak < 320
+    assert peak < TEST_BUDGET_MB

@@ -1,12 +1,11 @@
 import datetime as dt
-import sys
 
 import pandas as pd
 import pyarrow.parquet as pq
 import pyreadstat
 import pytest
 
-from tests.conftest import run_measured
+from tests.conftest import TEST_BUDGET_MB, etl_measured
 
 
 @pytest.fixture
@@ -103,23 +102,10 @@ def test_a_file_many_times_the_budget_in_bounded_memory(tmp_path):
     df["n"] = range(n)
     pyreadstat.write_dta(df, tmp_path / "big.dta")
     del df
-    assert (tmp_path / "big.dta").stat().st_size > 1.5 * 320 * 2**20
-    code, out, err, peak = run_measured(
-        [
-            sys.executable,
-            "-m",
-            "etl.cli",
-            "--memory-limit",
-            "320MB",
-            "--data-dir",
-            str(tmp_path / "data"),
-            "convert",
-            "stat",
-            str(tmp_path / "big.dta"),
-            "--out",
-            str(tmp_path / "out"),
-        ]
+    assert (tmp_path / "big.dta").stat().st_size > 1.5 * TEST_BUDGET_MB * 2**20
+    code, out, err, peak = etl_measured(
+        tmp_path, "convert", "stat", tmp_path / "big.dta", "--out", tmp_path / "out"
     )
     assert code == 0, err
     assert pq.read_metadata(tmp_path / "out/big.parquet").num_rows == n
-    assert peak < 320
+    assert peak < TEST_BUDGET_MB
