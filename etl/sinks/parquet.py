@@ -27,7 +27,7 @@ DEFAULT_ROW_GROUP_BYTES = 64 * MB
 
 def row_group_bytes(budget: int) -> int:
     """Row groups of about 64 MB in memory, smaller under a tight budget (a row group is buffered whole)."""
-    return max(2 * MB, min(DEFAULT_ROW_GROUP_BYTES, budget // 32))
+    return max(2 * MB, min(DEFAULT_ROW_GROUP_BYTES, (budget - 120 * MB) // 32))
 
 
 def fsync_dir(path: Path) -> None:

@@ -204,7 +204,7 @@ def read_batches(
         source = _reader_args(source_path, options, encoding)
         types = infer_types(con, source, options)
         typed = ", ".join(f"{quote_literal(c)}: {quote_literal(t)}" for c, t in types.items())
-        rows = batch_rows(settings.memory_limit, _row_bytes(path) * 2, cap=500_000)
+        rows = batch_rows(settings.memory_limit, _row_bytes(path) * 4, cap=500_000)
         # DuckDB reads 32 MB buffers per thread by default; smaller ones keep a tight budget (no slower here).
         buffer = max(2 * MB, min(32 * MB, settings.memory_limit // 64))
         reader = con.sql(
