@@ -1,39 +1,86 @@
-"""An NVD CVE API 2.0 emulator on loopback: pages, lastModified windows, the rolling rate limit, and NVD's faults."""
+"""An NVD CVE API 2.0 emulator on loopback: pages, lastModified windows, the rolling rate limit, and NVD's faults.
+
+`Emulator` holds generated CVEs (`make_cve`, shaped like NVD's records) and answers like NVD: `startIndex` /
+`resultsPerPage` paging, `lastModStartDate`/`lastModEndDate` filtering (a 404 with a `message` header when only
+one end is given, a date lacks its offset, or the range exceeds 120 days), 403 beyond `limit` requests in a
+rolling `window` seconds, and faults injected one per admitted request. The `nvd_emulator` fixture runs one (import `nvd_emulator_fixture` into a test module to use it).
+"""
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import datetime as dt
 import json
+import re
+import sys
 import threading
 import time
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
+import pytest
+
 from etl.samples.nvd import make_cve
-from etl.sources.nvd_api import parse_time
+
+__all__ = ["BASE", "FAULTS", "Emulator", "make_cve", "nvd_emulator_fixture", "running", "serve"]
 
 BASE = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+PATH = "/rest/json/cves/2.0"
+FAULTS = ("503", "429", "slow", "drop", "malformed", "grow")
+# NVD insists on extended ISO-8601 with an explicit offset for the lastMod dates.
+ISO_WITH_OFFSET = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
+
+
+def _time(text: str) -> dt.datetime:
+    t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)  # records' timestamps are naive UTC
 
 
 class Emulator:
-    """`faults` are consumed one per request: '503', '429', 'slow', 'drop', 'malformed', 'grow' or None."""
+    """The API's data and behaviour; `faults` are consumed one per request admitted by the rate limit.
 
-    def __init__(self, count: int = 250, *, limit: int = 5, window: float = 1.0, max_page: int = 2000):
+    Faults: '503'; '429' (with `Retry-After: retry_after`); 'slow' (answers after `slow_seconds`); 'drop' (closes
+    the connection a third of the way through the body); 'malformed' (half the JSON); 'grow' (a new CVE, modified
+    inside the requested window, is inserted first, so totalResults changes and every later record shifts).
+    """
+
+    def __init__(
+        self,
+        count: int = 250,
+        *,
+        limit: int = 5,
+        window: float = 1.0,
+        max_page: int = 2000,
+        max_days: int = 120,
+        retry_after: int = 1,
+        slow_seconds: float = 1.5,
+    ):
+        # CVE i was last modified i hours after BASE.
         self.cves = [make_cve(i, modified=BASE + dt.timedelta(hours=i)) for i in range(count)]
-        self.limit, self.window, self.max_page = limit, window, max_page
+        self.limit, self.window, self.max_page, self.max_days = limit, window, max_page, max_days
+        self.retry_after, self.slow_seconds = retry_after, slow_seconds
         self.faults: list[str | None] = []
-        self.requests: list[dict] = []
+        self.requests: list[dict] = []  # each request's query, plus its apiKey header
         self.throttled = 0
         self.sent: collections.deque[float] = collections.deque()
         self.lock = threading.Lock()
 
-    def add(self, modified: dt.datetime) -> dict:
+    def add(self, modified: dt.datetime, *, first: bool = False) -> dict:
+        """A new CVE last modified at `modified`, appended (or inserted first)."""
         cve = make_cve(len(self.cves), modified=modified)
-        self.cves.append(cve)
+        self.cves.insert(0 if first else len(self.cves), cve)
         return cve
 
+    def matching(self, start: dt.datetime | None = None, end: dt.datetime | None = None) -> list[dict]:
+        """The CVEs a query for lastModified in [start, end] returns (all of them without dates), in order."""
+        if start is None:
+            return list(self.cves)
+        return [c for c in self.cves if start <= _time(c["cve"]["lastModified"]) <= end]
+
     def handle(self, query: dict, headers) -> tuple[int, dict, bytes, str | None]:
+        """Status, headers, body and the fault to apply while sending, for one GET."""
         with self.lock:
             now = time.monotonic()
             while self.sent and now - self.sent[0] >= self.window:
@@ -44,42 +91,54 @@ class Emulator:
                 return 403, {}, b"Forbidden", None
             self.sent.append(now)
             fault = self.faults.pop(0) if self.faults else None
-        if fault == "503":
-            return 503, {}, b"Service Unavailable", None
-        if fault == "429":
-            return 429, {"Retry-After": "1"}, b"Too Many Requests", None
-        start_s, end_s = query.get("lastModStartDate"), query.get("lastModEndDate")
-        if bool(start_s) != bool(end_s):
-            return 404, {"message": "Both lastModStartDate and lastModEndDate are required"}, b"", None
-        cves = self.cves
-        if start_s:
-            start, end = parse_time(start_s), parse_time(end_s)
-            if end - start > dt.timedelta(days=120):
-                return 404, {"message": "The lastMod date range must not exceed 120 days"}, b"", None
-            cves = [c for c in cves if start <= parse_time(c["cve"]["lastModified"]) <= end]
-        if fault == "grow" and start_s:
-            self.add(parse_time(start_s) + dt.timedelta(seconds=1))
-        elif fault == "grow":
-            self.add(BASE)
+            if fault == "503":
+                return 503, {}, b"Service Unavailable", None
+            if fault == "429":
+                return 429, {"Retry-After": str(self.retry_after)}, b"Too Many Requests", None
+            start_s, end_s = query.get("lastModStartDate"), query.get("lastModEndDate")
+            if bool(start_s) != bool(end_s):
+                return 404, {"message": "Both lastModStartDate and lastModEndDate are required"}, b"", None
+            start = end = None
+            if start_s:
+                if not (ISO_WITH_OFFSET.match(start_s) and ISO_WITH_OFFSET.match(end_s)):
+                    return 404, {"message": "Invalid date: use extended ISO-8601 with an offset"}, b"", None
+                start, end = _time(start_s), _time(end_s)
+                if not dt.timedelta(0) <= end - start <= dt.timedelta(days=self.max_days):
+                    message = f"The lastMod date range must not exceed {self.max_days} days"
+                    return 404, {"message": message}, b"", None
+            if fault == "grow":
+                self.add(start + dt.timedelta(seconds=1) if start else BASE, first=True)
+            cves = self.matching(start, end)
         first = int(query.get("startIndex", 0))
         size = min(int(query.get("resultsPerPage", self.max_page)), self.max_page)
+        page = cves[first : first + size]
         body = json.dumps(
             {
-                "resultsPerPage": len(cves[first : first + size]),
+                "resultsPerPage": len(page),
                 "startIndex": first,
                 "totalResults": len(cves),
                 "format": "NVD_CVE",
                 "version": "2.0",
-                "timestamp": "2026-11-22T00:00:00.000",
-                "vulnerabilities": cves[first : first + size],
+                "timestamp": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3],
+                "vulnerabilities": page,
             }
         ).encode()
         if fault == "malformed":
             body = body[: len(body) // 2]
-        return 200, {}, body, fault
+        return 200, {"Content-Type": "application/json"}, body, fault
 
 
-def serve(emulator: Emulator):
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # clients that time out or are killed
+            super().handle_error(request, client_address)
+
+
+def serve(emulator: Emulator) -> tuple[ThreadingHTTPServer, str]:
+    """Start a server for emulator on a free loopback port: (server, base URL). Call server.shutdown() after."""
+
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
@@ -87,14 +146,17 @@ def serve(emulator: Emulator):
             pass
 
         def do_GET(self):
-            query = {k: v[0] for k, v in parse_qs(urlparse(self.path).query).items()}
+            url = urlparse(self.path)
+            if url.path != PATH:
+                self.send_error(404)
+                return
+            query = {k: v[0] for k, v in parse_qs(url.query).items()}
             status, headers, body, fault = emulator.handle(query, self.headers)
             if fault == "slow":
-                time.sleep(1.5)
+                time.sleep(emulator.slow_seconds)
             self.send_response(status)
             for k, v in headers.items():
                 self.send_header(k, v)
-            self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             if fault == "drop":
@@ -103,6 +165,24 @@ def serve(emulator: Emulator):
                 return
             self.wfile.write(body)
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = _Server(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}/rest/json/cves/2.0"
+    return server, f"http://127.0.0.1:{server.server_address[1]}{PATH}"
+
+
+@contextlib.contextmanager
+def running(emulator: Emulator) -> Iterator[tuple[Emulator, str]]:
+    """The emulator served for the duration of the block: (emulator, base URL)."""
+    server, url = serve(emulator)
+    try:
+        yield emulator, url
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(name="nvd_emulator")
+def nvd_emulator_fixture() -> Iterator[tuple[Emulator, str]]:
+    """A served emulator with 250 CVEs and a limit of 5 requests per rolling second: (emulator, base URL)."""
+    with running(Emulator()) as served:
+        yield served
