@@ -316,7 +316,8 @@ def sync(
     a gap. An interrupted window is resumed first, with its original bounds. Pages of windows completed by
     earlier runs are returned too: whether they are converted already is the state store's business.
     The API key defaults to `NVD_API_KEY`; `max_requests` per rolling `window_seconds` defaults to 5, 50 with a key.
-    A window that fails raises FetchFailures carrying the pages of the complete windows.
+    A window that fails raises FetchFailures carrying the pages of the complete windows. `progress.update(n)` is
+    told the CVEs of each page; `now` fixes the present (tests, replays).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
