@@ -396,20 +396,31 @@ def acquire(dataset: Dataset, raw_dir: Path, ctx: Context) -> list[Path]:
 
         write_sample(raw_dir / "sample", pages=opts.sample_pages)
         return [raw_dir / "sample"]
+    from etl.errors import FetchFailures
     from etl.sources.nvd_api import sync
 
-    return sync(
-        raw_dir,
-        state=ctx.state,
-        cursor_name=f"nvd:{dataset.name}",
-        base_url=opts.base_url,
-        api_key=os.environ.get("NVD_API_KEY") or None,
-        since=opts.since,
-        full=opts.full,
-        results_per_page=opts.results_per_page,
-        max_requests=opts.max_requests,
-        window_seconds=opts.window_seconds,
-    )
+    # sync returns pages; a window folder is the unit converted (one Parquet per table per window), which also
+    # keeps `page-00000000` of one window from overwriting another's.
+    try:
+        pages = sync(
+            raw_dir,
+            state=ctx.state,
+            cursor_name=f"nvd:{dataset.name}",
+            base_url=opts.base_url,
+            api_key=os.environ.get("NVD_API_KEY") or None,
+            since=opts.since,
+            full=opts.full,
+            results_per_page=opts.results_per_page,
+            max_requests=opts.max_requests,
+            window_seconds=opts.window_seconds,
+        )
+    except FetchFailures as e:
+        raise FetchFailures(_windows(e.fetched), e.failures) from None
+    return _windows(pages)
+
+
+def _windows(pages: list[Path]) -> list[Path]:
+    return list(dict.fromkeys(Path(p).parent for p in pages))
 
 
 def write_page(path: Path, vulnerabilities: list[dict], start_index: int, total: int) -> Path:
