@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 MB = 1024 * 1024
@@ -69,18 +70,48 @@ def remove_partials(root: Path) -> list[Path]:
     return removed
 
 
+def lineage_columns(source_file: str, rows: np.ndarray) -> list[pa.Array]:
+    """`_source_file` and `_source_row` arrays for the given 1-based row numbers.
+
+    Built from buffers: `pa.array`/`pa.scalar` on Python or numpy values import pandas when it is installed
+    (0.4 s, 40 MB), a cost a short conversion should not pay.
+    """
+    name = source_file.encode()
+    offsets = np.array([0, len(name)], np.int32)
+    one = pa.StringArray.from_buffers(1, pa.py_buffer(offsets), pa.py_buffer(name))
+    rows = np.ascontiguousarray(rows, np.int64)
+    return [
+        pa.repeat(one[0], len(rows)),
+        pa.Array.from_buffers(pa.int64(), len(rows), [None, pa.py_buffer(rows)]),
+    ]
+
+
 def with_lineage(batch: pa.RecordBatch, source_file: str, first_row: int) -> pa.RecordBatch:
     """Append `_source_file` and `_source_row` (1-based row index within the source file)."""
-    n = batch.num_rows
+    rows = np.arange(first_row, first_row + batch.num_rows, dtype=np.int64)
     schema = batch.schema.append(pa.field("_source_file", pa.string())).append(
         pa.field("_source_row", pa.int64())
     )
-    arrays = [
-        *batch.columns,
-        pa.repeat(pa.scalar(source_file, pa.string()), n),
-        pa.array(np.arange(first_row, first_row + n, dtype=np.int64)),
-    ]
-    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+    return pa.RecordBatch.from_arrays([*batch.columns, *lineage_columns(source_file, rows)], schema=schema)
+
+
+def dictionary_columns(table: pa.Table) -> list[str]:
+    """Columns worth dictionary encoding, judged on the first row group: at most half their values distinct.
+
+    Hashing a column of mostly distinct values (ids, amounts) costs more than it saves: measured here, it was
+    a third of the encoding time of a DATASUS file.
+    """
+    names = []
+    for f, column in zip(table.schema, table.columns, strict=True):
+        if pa.types.is_nested(f.type) or f.name == "_source_row":
+            continue
+        if table.num_rows < 1000:
+            keep = pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
+        else:
+            keep = pc.count_distinct(column).as_py() <= table.num_rows // 2
+        if keep:
+            names.append(f.name)
+    return names
 
 
 class ParquetSink:
@@ -116,29 +147,30 @@ class ParquetSink:
     def __enter__(self) -> ParquetSink:
         self._tmp = self._atomic.__enter__()
         if self.schema is not None:
-            self._open(self.schema)
+            self._set_schema(self.schema)
         return self
 
-    def _open(self, schema: pa.Schema) -> None:
+    def _set_schema(self, schema: pa.Schema) -> None:
         if self.metadata:
             schema = schema.with_metadata({**(schema.metadata or {}), **self.metadata})
         self.schema = schema
+
+    def _open(self, first: pa.Table) -> None:
+        """Open the file once the first row group is known: its values choose the dictionary columns."""
         # Lineage row numbers rise by one: delta encoding stores them in almost nothing.
-        delta = {"_source_row": "DELTA_BINARY_PACKED"} if "_source_row" in schema.names else None
+        delta = {"_source_row": "DELTA_BINARY_PACKED"} if "_source_row" in self.schema.names else None
         self._writer = pq.ParquetWriter(
             self._tmp,
-            schema,
+            self.schema,
             compression="zstd",
             compression_level=3,
-            use_dictionary=[
-                f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
-            ],
+            use_dictionary=dictionary_columns(first),
             column_encoding=delta,
         )
 
     def write(self, batch: pa.RecordBatch) -> None:
-        if self._writer is None:
-            self._open(batch.schema)
+        if self.schema is None:
+            self._set_schema(batch.schema)
         if batch.num_rows == 0:
             return
         if batch.schema != self.schema:
@@ -154,6 +186,8 @@ class ParquetSink:
             table = pa.Table.from_batches(self._pending, schema=self.schema)
             self._pending, self._pending_bytes = [], 0
             self._wait()
+            if self._writer is None:
+                self._open(table)
             self._in_flight = self._pool.submit(
                 self._writer.write_table, table, row_group_size=table.num_rows
             )
@@ -164,22 +198,23 @@ class ParquetSink:
             future.result()
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if self._writer is None:  # nothing to write: leave no file
-            self._pool.shutdown()
-            self._atomic.__exit__(exc_type or _NoOutput, exc or _NoOutput(), tb)
-            return
         try:
-            if exc_type is None:
+            if exc_type is None and self.schema is not None:
                 self._flush()
                 self._wait()
+                if self._writer is None:  # a declared schema and no rows: a file with no row group
+                    self._open(self.schema.empty_table())
         except BaseException as e:
             exc_type, exc, tb = type(e), e, e.__traceback__
             raise
         finally:
             self._pending = []
             self._pool.shutdown(wait=True)
-            self._writer.close()
-            self._atomic.__exit__(exc_type, exc, tb)
+            if self._writer is not None:
+                self._writer.close()
+                self._atomic.__exit__(exc_type, exc, tb)
+            else:  # nothing to write: leave no file
+                self._atomic.__exit__(exc_type or _NoOutput, exc or _NoOutput(), tb)
 
     @property
     def bytes(self) -> int:

@@ -7,19 +7,24 @@ the size must be header + records x record length (+ an optional 0x1A), and the 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import struct
 import subprocess
 import sys
+import tempfile
+import time
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
 from etl.config import Dataset
 from etl.errors import ConversionError, SourceError
-from etl.sinks.parquet import atomic_path
+from etl.sinks.parquet import TMP_SUFFIX, atomic_path
 from etl.sources import Context, ConvertResult
 from etl.sources.dbf import convert_dbf
 
@@ -59,43 +64,110 @@ def dbc_header(path: Path) -> tuple[bytes, int]:
     return header[:hlen], struct.unpack("<I", header[hlen:])[0]
 
 
-def dbc_to_dbf(dbc_path: Path, dbf_path: Path) -> Path:
-    """Decompress a .dbc into a verified .dbf (written under a temporary name, then renamed)."""
-    dbc_path, dbf_path = Path(dbc_path), Path(dbf_path)
-    header, crc = dbc_header(dbc_path)
-    records, hlen, reclen = struct.unpack("<IHH", header[4:12])
-    with atomic_path(dbf_path) as tmp:
-        proc = subprocess.run(
-            [sys.executable, "-c", DECOMPRESS, str(dbc_path), str(tmp)],
-            capture_output=True,
-            text=True,
-            errors="replace",
+class Decompression:
+    """pyreaddbc decompressing a .dbc into a .dbf in a child process, read while it is being written.
+
+    `read(n)` returns the DBF's next n bytes as soon as the child has written them, so conversion overlaps
+    decompression; the CRC-32 of what was read is kept, so `verify()` needs no second pass over the file.
+    A child that fails or stops short is an error naming the .dbc, raised by `read` or `verify`.
+    """
+
+    POLL_SECONDS = 0.002
+
+    def __init__(self, dbc_path: Path, dbf_path: Path):
+        self.dbc_path, self.dbf_path = Path(dbc_path), Path(dbf_path)
+        self.header, self.stored_crc = dbc_header(self.dbc_path)
+        records, hlen, reclen = struct.unpack("<IHH", self.header[4:12])
+        self.records, self.record_length, self.expected = records, reclen, hlen + records * reclen
+        # The CRC covers the DBF as it was compressed; pyreaddbc rewrites the header's last byte (0x00 in
+        # some DATASUS files) as 0x0D, so the stored header counts, then the decompressed bytes after it.
+        self.crc, self.position = zlib.crc32(self.header), 0
+        self.dbf_path.parent.mkdir(parents=True, exist_ok=True)
+        self.dbf_path.unlink(missing_ok=True)
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115 (closed by __exit__, as the child is waited for)
+        self._proc = subprocess.Popen(
+            [sys.executable, "-c", DECOMPRESS, str(self.dbc_path), str(self.dbf_path)],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
         )
-        if proc.returncode != 0 or not tmp.exists():
-            detail = (proc.stderr or proc.stdout).strip().splitlines()
+        self._file: BinaryIO | None = None
+
+    def __enter__(self) -> Decompression:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._proc.poll() is None:
+            self._proc.kill()
+        self._proc.wait()
+        if self._file is not None:
+            self._file.close()
+        self._log.close()
+
+    def read(self, n: int) -> bytes:
+        """The next n bytes, fewer only at the end of a complete DBF (a short DBF is an error)."""
+        parts, got = [], 0
+        while got < n:
+            finished = self._proc.poll() is not None  # checked first: what it wrote before is on disk
+            chunk = self._opened().read(n - got) if self._opened() else b""
+            if chunk:
+                parts.append(chunk)
+                got += len(chunk)
+            elif not finished:
+                time.sleep(self.POLL_SECONDS)
+            elif self._proc.returncode != 0 or self.position + got < self.expected:
+                raise self._failure()
+            else:
+                break
+        data = b"".join(parts)
+        skip = max(0, min(len(data), len(self.header) - self.position))
+        self.crc = zlib.crc32(memoryview(data)[skip:], self.crc)
+        self.position += len(data)
+        return data
+
+    def verify(self) -> None:
+        """Wait for the child, read what is left (an end byte), and check the size and the CRC-32."""
+        self._proc.wait()
+        if self._proc.returncode != 0:
+            raise self._failure()
+        while self.read(1 << 20):  # an end byte, or all of it when nothing was read
+            pass
+        if self.position not in (self.expected, self.expected + 1):
+            raise self._failure()
+        if self.crc != self.stored_crc:
             raise ConversionError(
-                f"decompression failed (exit {proc.returncode}){': ' + detail[-1] if detail else ''}",
-                file=str(dbc_path),
-            )
-        size = tmp.stat().st_size
-        expected = hlen + records * reclen
-        if size not in (expected, expected + 1):
-            raise ConversionError(
-                f"decompressed to {size} bytes, the header declares {expected} "
-                f"({records} records of {reclen})",
-                file=str(dbc_path),
-                hint="The .dbc is truncated or corrupt: fetch it again",
-            )
-        # The CRC covers the DBF as it was compressed; pyreaddbc rewrites the header's last byte (0x00 in some
-        # DATASUS files) as 0x0D, so the stored header is checked together with the decompressed records.
-        actual = _crc32(tmp, skip=hlen, start=zlib.crc32(header))
-        if actual != crc:
-            raise ConversionError(
-                f"CRC-32 mismatch: stored {crc:08x}, decompressed {actual:08x}",
-                file=str(dbc_path),
+                f"CRC-32 mismatch: stored {self.stored_crc:08x}, decompressed {self.crc:08x}",
+                file=str(self.dbc_path),
                 hint="The .dbc is corrupt: fetch it again",
             )
-    return dbf_path
+
+    def _opened(self) -> BinaryIO | None:
+        if self._file is None and self.dbf_path.exists():
+            self._file = open(self.dbf_path, "rb")  # noqa: SIM115 (closed by __exit__)
+        return self._file
+
+    def _failure(self) -> ConversionError:
+        code = self._proc.wait()
+        if code != 0:
+            self._log.seek(0)
+            detail = self._log.read().decode(errors="replace").strip().splitlines()
+            return ConversionError(
+                f"decompression failed (exit {code}){': ' + detail[-1] if detail else ''}",
+                file=str(self.dbc_path),
+            )
+        size = self.dbf_path.stat().st_size if self.dbf_path.exists() else 0
+        return ConversionError(
+            f"decompressed to {size} bytes, the header declares {self.expected} "
+            f"({self.records} records of {self.record_length})",
+            file=str(self.dbc_path),
+            hint="The .dbc is truncated or corrupt: fetch it again",
+        )
+
+
+def dbc_to_dbf(dbc_path: Path, dbf_path: Path) -> Path:
+    """Decompress a .dbc into a verified .dbf (written under a temporary name, then renamed)."""
+    with atomic_path(Path(dbf_path)) as tmp, Decompression(dbc_path, tmp) as dbc:
+        dbc.verify()
+    return Path(dbf_path)
 
 
 def _crc32(path: Path, skip: int = 0, start: int = 0) -> int:
@@ -151,12 +223,27 @@ def convert_dbc(
     column_encodings: dict[str, str],
     keep_dbf: bool = False,
 ) -> ConvertResult:
-    dbf = (out_dir if keep_dbf else ctx.settings.tmp_dir) / f"{path.stem}.dbf"
-    try:
-        dbc_to_dbf(path, dbf)
+    """Convert the DBF while the child decompresses it; the Parquet is committed once the DBF is verified."""
+    if keep_dbf:
+        dbf = atomic_path(out_dir / f"{path.stem}.dbf")
+    else:  # scratch, named so that a run after a crash sweeps it away
+        dbf = _scratch(ctx.settings.tmp_dir / f"{path.stem}.dbf{TMP_SUFFIX}")
+    with dbf as target, Decompression(path, target) as stream:
         return convert_dbf(
-            dbf, out_dir, ctx, encoding=encoding, column_encodings=column_encodings, source_name=path.name
+            target,
+            out_dir,
+            ctx,
+            encoding=encoding,
+            column_encodings=column_encodings,
+            source_name=path.name,
+            stream=stream,
+            check=stream.verify,
         )
+
+
+@contextlib.contextmanager
+def _scratch(path: Path) -> Iterator[Path]:
+    try:
+        yield path
     finally:
-        if not keep_dbf:
-            dbf.unlink(missing_ok=True)
+        path.unlink(missing_ok=True)

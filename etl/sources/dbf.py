@@ -8,12 +8,14 @@ declares is an error (it was truncated); bytes beyond the declared records are i
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pyarrow as pa
@@ -22,7 +24,7 @@ import pyarrow.compute as pc
 from etl.config import Dataset
 from etl.errors import ConversionError, SourceError
 from etl.memory import batch_rows
-from etl.sinks.parquet import ParquetSink, atomic_path, row_group_bytes
+from etl.sinks.parquet import ParquetSink, atomic_path, lineage_columns, row_group_bytes
 from etl.sources import SINGLE_TABLE, Context, ConvertResult
 
 logger = logging.getLogger(__name__)
@@ -66,47 +68,52 @@ class Options:
     )
 
 
-def read_header(path: Path) -> DbfHeader:
-    """Parse the header and field descriptors; an error names the file and what is wrong."""
-    with open(path, "rb") as f:
-        head = f.read(32)
-        if len(head) < 32:
-            raise SourceError("not a DBF file: shorter than a header", file=str(path))
-        records, hlen, reclen = struct.unpack("<IHH", head[4:12])
-        if hlen < 65 or reclen < 2 or head[0] & 0x07 not in (3, 4, 5):
-            raise SourceError(
-                "not a DBF file: invalid header",
-                file=str(path),
-                hint="Check that this is a .dbf (a .dbc must be decompressed first)",
-            )
-        desc = f.read(hlen - 32)
+def parse_header(f: BinaryIO, name: str) -> DbfHeader:
+    """Parse the header and field descriptors from the start of `f` (left at the first record)."""
+    head = f.read(32)
+    if len(head) < 32:
+        raise SourceError("not a DBF file: shorter than a header", file=name)
+    records, hlen, reclen = struct.unpack("<IHH", head[4:12])
+    if hlen < 65 or reclen < 2 or head[0] & 0x07 not in (3, 4, 5):
+        raise SourceError(
+            "not a DBF file: invalid header",
+            file=name,
+            hint="Check that this is a .dbf (a .dbc must be decompressed first)",
+        )
+    desc = f.read(hlen - 32)
     fields, offset = [], 1
     # Descriptors end at 0x0D, or 0x00 in some DATASUS files; hlen may count one pad byte more (32n + 34).
     for pos in range(0, len(desc) - 31, 32):
         if desc[pos] in (0x0D, 0x00):
             break
         d = desc[pos : pos + 32]
-        name = d[:11].split(b"\x00", 1)[0].decode("latin-1").strip()
+        name_ = d[:11].split(b"\x00", 1)[0].decode("latin-1").strip()
         ftype = chr(d[11]).upper()
         length, decimals = d[16], d[17]
         if ftype == "C":  # some writers keep long character lengths in both bytes
             length += decimals * 256
             decimals = 0
-        fields.append(DbfField(name, ftype, length, decimals, offset))
+        fields.append(DbfField(name_, ftype, length, decimals, offset))
         offset += length
     if not fields or offset != reclen:
         raise SourceError(
-            f"not a DBF file: fields add up to {offset} bytes, the header says {reclen}", file=str(path)
+            f"not a DBF file: fields add up to {offset} bytes, the header says {reclen}", file=name
         )
-    size = Path(path).stat().st_size
-    readable = (size - hlen) // reclen
-    if readable < records:
+    return DbfHeader(records, hlen, reclen, fields)
+
+
+def read_header(path: Path) -> DbfHeader:
+    """The header of a DBF on disk; an error names the file and what is wrong, a truncated file included."""
+    with open(path, "rb") as f:
+        header = parse_header(f, str(path))
+    readable = (Path(path).stat().st_size - header.header_length) // header.record_length
+    if readable < header.records:
         raise SourceError(
-            f"truncated: the header declares {records} records, the file holds {readable}",
+            f"truncated: the header declares {header.records} records, the file holds {readable}",
             file=str(path),
             hint="Fetch the file again",
         )
-    return DbfHeader(records, hlen, reclen, fields)
+    return header
 
 
 def arrow_type(f: DbfField) -> pa.DataType:
@@ -162,9 +169,10 @@ def _strings(block: np.ndarray, encoding: str) -> pa.Array:
     """Fixed-width text -> strings without trailing spaces and NULs, decoded from `encoding`."""
     block = np.ascontiguousarray(block)
     n, width = block.shape
-    if not (block >= 0x80).any():  # ASCII (most DATASUS columns are codes): trimmed by Arrow, no copy
+    if not (block >= 0x80).any():  # ASCII (most DATASUS columns are codes): valid UTF-8, trimmed by Arrow
         fixed = pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), n, [None, pa.py_buffer(block)])
-        return pc.utf8_rtrim(fixed.cast(pa.binary()).cast(pa.string()), " \x00")
+        binary = fixed.cast(pa.binary())
+        return pc.ascii_rtrim(pa.StringArray.from_buffers(n, *binary.buffers()[1:]), " \x00")
     data, offsets = _rstripped(block)
     table, lengths = _utf8_table(encoding)
     out_len = lengths[data]
@@ -178,6 +186,10 @@ def _strings(block: np.ndarray, encoding: str) -> pa.Array:
     return pa.StringArray.from_buffers(n, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(out))
 
 
+# Scalars built from buffers: pa.scalar() and Python literals in compute calls import pandas when it is
+# installed (0.4 s, 40 MB), which a conversion of a few seconds should not pay.
+NULL_TEXT = pa.nulls(1, pa.string())[0]
+EMPTY_TEXT = pa.StringArray.from_buffers(1, pa.py_buffer(np.zeros(2, np.int32)), pa.py_buffer(b""))[0]
 _INT = r"^[+-]?[0-9]+$"
 _DEC = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)$"
 
@@ -185,7 +197,7 @@ _DEC = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)$"
 def _numbers(block: np.ndarray, typ: pa.DataType) -> tuple[pa.Array, int]:
     """N/F values: blank -> null; a value that does not parse -> null, counted."""
     text = pc.utf8_trim(_strings(block, "latin-1"), " *")
-    text = pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
+    text = pc.if_else(pc.equal(text, EMPTY_TEXT), NULL_TEXT, text)
     try:  # the common case, every value well formed: one cast, no regex
         return pc.cast(text, typ), 0
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
@@ -193,7 +205,7 @@ def _numbers(block: np.ndarray, typ: pa.DataType) -> tuple[pa.Array, int]:
     text = pc.replace_substring(text, ",", ".")
     valid = pc.fill_null(pc.match_substring_regex(text, _INT if pa.types.is_integer(typ) else _DEC), False)
     bad = pc.and_(pc.is_valid(text), pc.invert(valid))
-    values = pc.if_else(valid, text, pa.scalar(None, pa.string()))
+    values = pc.if_else(valid, text, NULL_TEXT)
     return pc.cast(values, typ), pc.sum(bad).as_py() or 0
 
 
@@ -201,7 +213,7 @@ def _dates(block: np.ndarray) -> tuple[pa.Array, int]:
     """YYYYMMDD -> date32; blank or zeros -> null; anything else invalid (`15/05/20`) -> null, counted."""
     text = pc.utf8_trim(_strings(block, "latin-1"), " ")
     present = pc.invert(pc.match_substring_regex(text, r"^0*$"))
-    eight = pc.if_else(pc.equal(pc.utf8_length(text), 8), text, pa.scalar(None, pa.string()))
+    eight = pc.if_else(pc.match_substring_regex(text, r"^[0-9]{8}$"), text, NULL_TEXT)
     values = pc.cast(pc.strptime(eight, format="%Y%m%d", unit="s", error_is_null=True), pa.date32())
     bad = pc.and_(present, pc.is_null(values))
     return values, pc.sum(bad).as_py() or 0
@@ -211,7 +223,8 @@ def _bools(block: np.ndarray) -> pa.Array:
     first = block[:, 0]
     true = np.isin(first, np.frombuffer(b"TtYy", np.uint8))
     false = np.isin(first, np.frombuffer(b"FfNn", np.uint8))
-    return pa.array(true, mask=~(true | false))
+    bits = [pa.py_buffer(np.packbits(b, bitorder="little")) for b in (true | false, true)]
+    return pa.Array.from_buffers(pa.bool_(), len(first), bits)
 
 
 def read_batches(
@@ -229,49 +242,78 @@ def read_batches(
     index in the file, deleted records included). `stats` collects deleted records and untyped values.
     """
     header = read_header(path)
+    with open(path, "rb") as f:
+        f.seek(header.header_length)
+        yield from _batches(
+            f,
+            header,
+            encoding=encoding,
+            column_encodings=column_encodings,
+            memory_limit=memory_limit,
+            lineage=lineage,
+            stats=stats,
+            name=str(path),
+        )
+
+
+def _batches(
+    f: BinaryIO,
+    header: DbfHeader,
+    *,
+    encoding: str,
+    column_encodings: dict[str, str] | None,
+    memory_limit: int,
+    lineage: str | None,
+    stats: DbfStats | None,
+    name: str,
+) -> Iterator[pa.RecordBatch]:
     schema = arrow_schema(header)
     if lineage:
         schema = schema.append(pa.field("_source_file", pa.string())).append(
             pa.field("_source_row", pa.int64())
         )
-    encodings = {f.name: (column_encodings or {}).get(f.name, encoding) for f in header.fields}
+    encodings = {fld.name: (column_encodings or {}).get(fld.name, encoding) for fld in header.fields}
     for enc in set(encodings.values()):
         _utf8_table(enc)  # an unknown encoding fails here, before any output
     rows = batch_rows(memory_limit, header.record_length * 4)
     stats = stats if stats is not None else DbfStats()
-    with open(path, "rb") as f:
-        f.seek(header.header_length)
-        done = 0
-        while done < header.records:
-            n = min(rows, header.records - done)
-            raw = f.read(n * header.record_length)
-            block = np.frombuffer(raw, np.uint8).reshape(n, header.record_length)
-            live = block[:, 0] != ord("*")
-            if not live.all():
-                for i in np.flatnonzero(~live):
-                    stats.deleted.append((done + int(i) + 1, bytes(block[i])))
-                block = block[live]
-            columns = []
-            for fld in header.fields:
-                col = block[:, fld.offset : fld.offset + fld.length]
-                typ = schema.field(fld.name).type
-                bad = 0
-                if fld.type in ("N", "F"):
-                    arr, bad = _numbers(col, typ)
-                elif fld.type == "D":
-                    arr, bad = _dates(col)
-                elif fld.type == "L":
-                    arr = _bools(col)
-                else:
-                    arr = _strings(col, encodings[fld.name])
-                if bad:
-                    stats.nulled[fld.name] = stats.nulled.get(fld.name, 0) + bad
-                columns.append(arr)
-            if lineage:
-                columns.append(pa.repeat(pa.scalar(lineage, pa.string()), len(block)))
-                columns.append(pa.array(np.flatnonzero(live) + done + 1, pa.int64()))
-            done += n
-            yield pa.RecordBatch.from_arrays(columns, schema=schema)
+    done = 0
+    while done < header.records:
+        n = min(rows, header.records - done)
+        raw = f.read(n * header.record_length)
+        if len(raw) < n * header.record_length:
+            raise SourceError(
+                f"truncated: the header declares {header.records} records, the file ends in record "
+                f"{done + len(raw) // header.record_length + 1}",
+                file=name,
+                hint="Fetch the file again",
+            )
+        block = np.frombuffer(raw, np.uint8).reshape(n, header.record_length)
+        live = block[:, 0] != ord("*")
+        if not live.all():
+            for i in np.flatnonzero(~live):
+                stats.deleted.append((done + int(i) + 1, bytes(block[i])))
+            block = block[live]
+        columns = []
+        for fld in header.fields:
+            col = block[:, fld.offset : fld.offset + fld.length]
+            typ = schema.field(fld.name).type
+            bad = 0
+            if fld.type in ("N", "F"):
+                arr, bad = _numbers(col, typ)
+            elif fld.type == "D":
+                arr, bad = _dates(col)
+            elif fld.type == "L":
+                arr = _bools(col)
+            else:
+                arr = _strings(col, encodings[fld.name])
+            if bad:
+                stats.nulled[fld.name] = stats.nulled.get(fld.name, 0) + bad
+            columns.append(arr)
+        if lineage:
+            columns.extend(lineage_columns(lineage, np.flatnonzero(live) + done + 1))
+        done += n
+        yield pa.RecordBatch.from_arrays(columns, schema=schema)
 
 
 def convert_file(path: Path, out_dir: Path, dataset: Dataset, ctx: Context) -> ConvertResult:
@@ -295,26 +337,43 @@ def convert_dbf(
     encoding: str,
     column_encodings: dict[str, str],
     source_name: str,
+    stream: BinaryIO | None = None,
+    check: Callable[[], None] | None = None,
 ) -> ConvertResult:
-    """DBF -> Parquet under the budget; the output and rejects are named after `source_name`'s stem."""
+    """DBF -> Parquet under the budget; the output and rejects are named after `source_name`'s stem.
+
+    With `stream`, the DBF is read from that binary stream (at its start) rather than from `path`, and
+    `check`, called after the last record, can still refuse the output: a .dbc is converted while it is
+    decompressed, and its Parquet is committed only once the decompressed size and CRC-32 are verified.
+    """
     stem = Path(source_name).stem
     out = out_dir / f"{stem}.parquet"
     stats = DbfStats()
-    header = read_header(path)
-    with (
-        ctx.bar(header.records, "rec", source_name) as bar,
-        ParquetSink(out, row_group_bytes=row_group_bytes(ctx.settings.memory_limit)) as sink,
-    ):
-        for batch in read_batches(
-            path,
-            encoding=encoding,
-            column_encodings=column_encodings,
-            memory_limit=ctx.settings.memory_limit,
-            lineage=source_name,
-            stats=stats,
+    with contextlib.ExitStack() as files:
+        if stream is None:
+            header = read_header(path)
+            stream = files.enter_context(open(path, "rb"))
+            stream.seek(header.header_length)
+        else:
+            header = parse_header(stream, source_name)
+        with (
+            ctx.bar(header.records, "rec", source_name) as bar,
+            ParquetSink(out, row_group_bytes=row_group_bytes(ctx.settings.memory_limit)) as sink,
         ):
-            sink.write(batch)
-            bar.update(batch.num_rows)
+            for batch in _batches(
+                stream,
+                header,
+                encoding=encoding,
+                column_encodings=column_encodings,
+                memory_limit=ctx.settings.memory_limit,
+                lineage=source_name,
+                stats=stats,
+                name=source_name,
+            ):
+                sink.write(batch)
+                bar.update(batch.num_rows)
+            if check is not None:
+                check()
     rejects = out_dir / "_rejects" / f"{stem}.parquet"
     if stats.deleted:
         table = pa.table(
