@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -189,6 +188,8 @@ def read_batches(
     Rows that do not parse or do not fit their type are not yielded; after the last batch they are passed to
     `on_rejects` as a table (line, error_type, reason, raw). Batches are bounded by the memory budget.
     """
+    import duckdb  # where used: the CLI loads every source to list its options
+
     path = Path(path)
     _check_input(path)
     encoding = NATIVE_ENCODINGS.get(codecs.lookup(options.encoding).name.replace("_", "-"))
