@@ -165,6 +165,15 @@ def _rstripped(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return data, offsets
 
 
+def _field_bytes(block: np.ndarray, fld: DbfField) -> np.ndarray:
+    """One field of every record, as a contiguous (records, length) array.
+
+    Copied as items of `length` bytes: 1.5x faster than numpy's copy of the strided 2-D slice.
+    """
+    items = np.ndarray((len(block),), f"V{fld.length}", block, fld.offset, (block.strides[0],))
+    return items.copy().view(np.uint8).reshape(len(block), fld.length)
+
+
 def _strings(block: np.ndarray, encoding: str) -> pa.Array:
     """Fixed-width text -> strings without trailing spaces and NULs, decoded from `encoding`."""
     block = np.ascontiguousarray(block)
@@ -196,6 +205,9 @@ _DEC = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)$"
 
 def _numbers(block: np.ndarray, typ: pa.DataType) -> tuple[pa.Array, int]:
     """N/F values: blank -> null; a value that does not parse -> null, counted."""
+    aligned = _right_aligned(block, typ)
+    if aligned is not None:
+        return aligned, 0
     text = pc.utf8_trim(_strings(block, "latin-1"), " *")
     text = pc.if_else(pc.equal(text, EMPTY_TEXT), NULL_TEXT, text)
     try:  # the common case, every value well formed: one cast, no regex
@@ -207,6 +219,38 @@ def _numbers(block: np.ndarray, typ: pa.DataType) -> tuple[pa.Array, int]:
     bad = pc.and_(pc.is_valid(text), pc.invert(valid))
     values = pc.if_else(valid, text, NULL_TEXT)
     return pc.cast(values, typ), pc.sum(bad).as_py() or 0
+
+
+def _right_aligned(block: np.ndarray, typ: pa.DataType) -> pa.Array | None:
+    """Numbers as DBF writers store them, parsed by numpy arithmetic: digits right-aligned after blanks and, with
+    decimals, the point in its fixed column. None when some value of the block has another form (a sign, a
+    comma, overflow stars, left alignment): the general parser handles those.
+    """
+    block = np.ascontiguousarray(block)  # numpy is several times slower on the strided column
+    n, width = block.shape
+    scale = typ.scale if pa.types.is_decimal(typ) else 0
+    point = width - scale - 1 if scale else -1
+    if width - (scale > 0) > 18:  # more digits than an int64 holds
+        return None
+    blank = block == SPACE
+    digits = (block >= ord("0")) & (block <= ord("9"))
+    present = ~blank[:, -1]  # right-aligned: a value ends in the last byte
+    well_formed = digits | blank
+    if scale:
+        well_formed[:, point] = (block[:, point] == ord(".")) | ~present
+        digits[:, point] = False
+    flat = blank.ravel()  # a blank after a digit or point, within a value (whole-array ops: fast)
+    blank_after = flat[1:] & ~flat[:-1]
+    blank_after[width - 1 :: width] = False  # from one value to the next
+    if not well_formed.all() or blank_after.any():
+        return None
+    powers = 10 ** np.arange(width - 1 - (scale > 0), -1, -1, dtype=np.int64)
+    weights = np.insert(powers, point, 0) if scale else powers
+    values = ((block - ord("0")) * digits).astype(np.int64) @ weights
+    validity = None if present.all() else pa.py_buffer(np.packbits(present, bitorder="little"))
+    if scale:  # decimal128: the unscaled value in 16 little-endian bytes (never negative here)
+        values = np.stack([values, np.zeros_like(values)], axis=1)
+    return pa.Array.from_buffers(typ, n, [validity, pa.py_buffer(np.ascontiguousarray(values))])
 
 
 def _dates(block: np.ndarray) -> tuple[pa.Array, int]:
@@ -296,7 +340,7 @@ def _batches(
             block = block[live]
         columns = []
         for fld in header.fields:
-            col = block[:, fld.offset : fld.offset + fld.length]
+            col = _field_bytes(block, fld)
             typ = schema.field(fld.name).type
             bad = 0
             if fld.type in ("N", "F"):

@@ -80,7 +80,9 @@ def test_text_columns_of_mostly_distinct_values_are_not_dictionary_encoded(tmp_p
     with ParquetSink(tmp_path / "d.parquet") as sink:
         sink.write(with_lineage(batch, "x.csv", 1))
     chunks = pq.ParquetFile(tmp_path / "d.parquet").metadata.row_group(0)
-    encodings = {chunks.column(i).path_in_schema: chunks.column(i).encodings for i in range(chunks.num_columns)}
+    encodings = {
+        chunks.column(i).path_in_schema: chunks.column(i).encodings for i in range(chunks.num_columns)
+    }
     assert "RLE_DICTIONARY" in encodings["uf"] and "RLE_DICTIONARY" in encodings["_source_file"]
     assert "RLE_DICTIONARY" not in encodings["n_aih"] and "RLE_DICTIONARY" not in encodings["idade"]
     assert pq.read_table(tmp_path / "d.parquet").column("n_aih").to_pylist()[-1] == f"{n - 1:013d}"
