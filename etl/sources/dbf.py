@@ -217,7 +217,7 @@ def _numbers(block: np.ndarray, typ: pa.DataType) -> tuple[pa.Array, int]:
     text = pc.replace_substring(text, ",", ".")
     valid = pc.fill_null(pc.match_substring_regex(text, _INT if pa.types.is_integer(typ) else _DEC), False)
     bad = pc.and_(pc.is_valid(text), pc.invert(valid))
-    values = pc.if_else(valid, text, NULL_TEXT)
+    values = pc.replace_substring_regex(pc.if_else(valid, text, NULL_TEXT), r"^\+", "")  # Arrow refuses "+4"
     return pc.cast(values, typ), pc.sum(bad).as_py() or 0
 
 

@@ -62,6 +62,37 @@ def test_types_blanks_invalid_values_and_lineage(tmp_path):
     assert stats.nulled == {"DT_INTER": 1, "IDADE": 1}
 
 
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ([b"   12", b"    0", b"     ", b"99999"], [12, 0, None, 99999]),  # right-aligned: numpy arithmetic
+        ([b"12   ", b"   -3", b"  +4 ", b" 1 2 "], [12, -3, 4, None]),  # other forms: the general parser
+    ],
+)
+def test_integer_fields_in_every_form(tmp_path, raw, expected):
+    write_dbf(tmp_path / "n.dbf", [("N", "C", 5, 0)], [(r.decode(),) for r in raw])
+    data = bytearray((tmp_path / "n.dbf").read_bytes())
+    data[32 + 11] = ord("N")  # written as text so that the bytes are exactly these, read as a number
+    (tmp_path / "n.dbf").write_bytes(bytes(data))
+    assert [r["N"] for r in next(read_batches(tmp_path / "n.dbf")).to_pylist()] == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ([b"  12.50", b"   0.05", b"       ", b"    .25"], ["12.50", "0.05", None, "0.25"]),
+        ([b"     12", b"   -1.5", b"  1,25 ", b"  1.2.3"], ["12.00", "-1.50", "1.25", None]),
+    ],
+)
+def test_decimal_fields_in_every_form(tmp_path, raw, expected):
+    write_dbf(tmp_path / "d.dbf", [("V", "C", 7, 0)], [(r.decode(),) for r in raw])
+    data = bytearray((tmp_path / "d.dbf").read_bytes())
+    data[32 + 11], data[32 + 17] = ord("N"), 2  # N(7,2)
+    (tmp_path / "d.dbf").write_bytes(bytes(data))
+    got = [r["V"] for r in next(read_batches(tmp_path / "d.dbf")).to_pylist()]
+    assert got == [Decimal(e) if e else None for e in expected]
+
+
 def test_small_batches_cover_every_record(tmp_path):
     records = [
         (f"n{i}", i % 999, i / 4, dt.date(2020, 1, 1) + dt.timedelta(days=i % 900), i % 2 == 0)
