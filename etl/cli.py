@@ -202,7 +202,7 @@ def cmd_transform(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_convert(args: argparse.Namespace, config: Config) -> int:
-    from etl.pipeline import Step, Summary, measured
+    from etl.pipeline import Step, Summary, log_findings, measured
 
     source = get_source(args.kind)
     options = options_from_args(source.Options, args, f"etl convert {args.kind}")
@@ -219,6 +219,7 @@ def cmd_convert(args: argparse.Namespace, config: Config) -> int:
         )
         if result is not None:
             step.rows, step.rejected, step.bytes = result.rows_out, result.rows_rejected, result.bytes_out
+            log_findings(str(path), result)
             logger.info(
                 "%s: %d rows, %d rejected -> %s (%.1fs, peak RSS %.0f MB)",
                 path,

@@ -79,6 +79,14 @@ class Summary:
         }
 
 
+def log_findings(name: str, result: ConvertResult) -> None:
+    """Warn of what a conversion kept but could not fully read: untyped values, and the source's warnings."""
+    for column, n in result.nulled.items():
+        logger.warning("%s: %d values of %s could not be typed and are null", name, n, column)
+    for warning in result.warnings:
+        logger.warning("%s: %s", name, warning)
+
+
 def measured(summary: Summary, step: Step, budget: int, work: Callable[[], Any]) -> Any:
     """Run work under the RSS monitor; record the step (failed with the error's text if it raises EtlError)."""
     start = time.perf_counter()
@@ -299,10 +307,7 @@ class Pipeline:
             logger.error("%s: %s", key, step.error)
             return
         step.rows, step.rejected, step.bytes = result.rows_out, result.rows_rejected, result.bytes_out
-        for column, n in result.nulled.items():
-            logger.warning("%s: %d values of %s could not be typed and are null", key, n, column)
-        for warning in result.warnings:
-            logger.warning("%s: %s", key, warning)
+        log_findings(key, result)
         self.state.put_file(
             ds.name,
             key,

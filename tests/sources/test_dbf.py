@@ -167,6 +167,7 @@ def test_cli_convert_dbf_reports_deleted_and_untyped(etl, tmp_path):
     rejects = table(tmp_path / "out/_rejects/RDSP2301.parquet")
     assert rejects[0]["record"] == 2 and rejects[0]["reason"] == "deleted"
     assert [r["_source_row"] for r in table(tmp_path / "out/RDSP2301.parquet")] == [1, 3, 4]
+    assert "values of DT_INTER could not be typed" in r.err and "values of IDADE" in r.err
 
 
 @pytest.mark.skipif(samples_dir() is None, reason="shared samples not present")
