@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -65,7 +66,8 @@ def batch_rows(budget: int, row_bytes: int, *, cap: int = 1_000_000) -> int:
 
 @dataclass
 class RssMonitor:
-    """Samples this process's RSS in a background thread while a step runs; `peak` holds the maximum."""
+    """Samples the RSS of this process and its children (a .dbc's decompressor) in a background thread while a
+    step runs; `peak` holds the maximum of their sum."""
 
     interval: float = 0.02
     peak: int = 0
@@ -77,6 +79,9 @@ class RssMonitor:
 
     def sample(self) -> int:
         rss = self._proc.memory_info().rss
+        for child in self._proc.children(recursive=True):
+            with contextlib.suppress(psutil.Error):  # it may exit between listing and reading
+                rss += child.memory_info().rss
         self.peak = max(self.peak, rss)
         return rss
 
