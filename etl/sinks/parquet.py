@@ -95,18 +95,22 @@ def with_lineage(batch: pa.RecordBatch, source_file: str, first_row: int) -> pa.
     return pa.RecordBatch.from_arrays([*batch.columns, *lineage_columns(source_file, rows)], schema=schema)
 
 
-def dictionary_columns(table: pa.Table) -> list[str]:
-    """Columns worth dictionary encoding, judged on the first row group: at most a tenth of their values distinct.
+def column_encodings(first: pa.Table) -> tuple[list[str], list[str]]:
+    """The columns to dictionary-encode and those to keep min/max statistics for, judged on the first row group.
 
-    Measured here: hashing a column of mostly distinct values (ids, postcodes, amounts) until the dictionary
-    overflows cost a third of the encoding time of a DATASUS file, and zstd compressed such columns better
-    without it; codes with few values (sex, age, state) shrank to almost nothing with it.
+    A dictionary pays for a column with at most a tenth of its values distinct (codes, sexes, states): it
+    shrinks to almost nothing. For mostly distinct values (ids, postcodes, amounts), hashing until the
+    dictionary overflows cost a third of a DATASUS file's encoding time here, and zstd compressed them better
+    plain. Statistics are kept for all but text written plain: min/max over such values cost another third
+    of the encoding time and, in unsorted data, span nearly the whole domain, so they prune nothing.
     """
-    text = [f.name for f in table.schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
-    if table.num_rows < 1000:  # too few rows to judge
-        return text
-    flat = [f.name for f in table.schema if not pa.types.is_nested(f.type) and f.name != "_source_row"]
-    return [name for name in flat if pc.count_distinct(table[name]).as_py() <= table.num_rows // 10]
+    text = {f.name for f in first.schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)}
+    if first.num_rows < 1000:  # too few rows to judge: the defaults of a text-heavy file
+        return sorted(text), first.schema.names
+    flat = [f.name for f in first.schema if not pa.types.is_nested(f.type) and f.name != "_source_row"]
+    dictionary = [name for name in flat if pc.count_distinct(first[name]).as_py() <= first.num_rows // 10]
+    statistics = [name for name in first.schema.names if name not in text or name in dictionary]
+    return dictionary, statistics
 
 
 class ParquetSink:
@@ -151,7 +155,8 @@ class ParquetSink:
         self.schema = schema
 
     def _open(self, first: pa.Table) -> None:
-        """Open the file once the first row group is known: its values choose the dictionary columns."""
+        """Open the file once the first row group is known: its values choose the columns' encodings."""
+        dictionary, statistics = column_encodings(first)
         # Lineage row numbers rise by one: delta encoding stores them in almost nothing.
         delta = {"_source_row": "DELTA_BINARY_PACKED"} if "_source_row" in self.schema.names else None
         self._writer = pq.ParquetWriter(
@@ -162,7 +167,8 @@ class ParquetSink:
             compression="zstd",
             compression_level=1,
             write_batch_size=8192,
-            use_dictionary=dictionary_columns(first),
+            use_dictionary=dictionary,
+            write_statistics=statistics,
             column_encoding=delta,
         )
 

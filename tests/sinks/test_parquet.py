@@ -68,21 +68,23 @@ def test_atomic_path_replaces_only_on_success(tmp_path):
     assert final.read_text() == "new" and not tmp.exists()
 
 
-def test_text_columns_of_mostly_distinct_values_are_not_dictionary_encoded(tmp_path):
+def test_encodings_follow_the_first_row_group(tmp_path):
     n = 5000
     batch = pa.RecordBatch.from_pydict(
         {
             "uf": [["SP", "RJ", "MG"][i % 3] for i in range(n)],
             "n_aih": [f"{i:013d}" for i in range(n)],
+            "sexo": [i % 2 for i in range(n)],
             "idade": list(range(n)),
         }
     )
     with ParquetSink(tmp_path / "d.parquet") as sink:
         sink.write(with_lineage(batch, "x.csv", 1))
-    chunks = pq.ParquetFile(tmp_path / "d.parquet").metadata.row_group(0)
-    encodings = {
-        chunks.column(i).path_in_schema: chunks.column(i).encodings for i in range(chunks.num_columns)
-    }
-    assert "RLE_DICTIONARY" in encodings["uf"] and "RLE_DICTIONARY" in encodings["_source_file"]
-    assert "RLE_DICTIONARY" not in encodings["n_aih"] and "RLE_DICTIONARY" not in encodings["idade"]
+    group = pq.ParquetFile(tmp_path / "d.parquet").metadata.row_group(0)
+    chunks = {group.column(i).path_in_schema: group.column(i) for i in range(group.num_columns)}
+    dictionary = {name for name, c in chunks.items() if "RLE_DICTIONARY" in c.encodings}
+    assert dictionary == {"uf", "sexo", "_source_file"}  # few distinct values; ids and ages stay plain
+    with_stats = {name for name, c in chunks.items() if c.is_stats_set}
+    assert with_stats == {"uf", "sexo", "idade", "_source_file", "_source_row"}  # not text written plain
+    assert chunks["idade"].statistics.max == n - 1
     assert pq.read_table(tmp_path / "d.parquet").column("n_aih").to_pylist()[-1] == f"{n - 1:013d}"
