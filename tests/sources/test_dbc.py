@@ -64,11 +64,15 @@ def test_not_a_dbc(tmp_path):
         dbc_to_dbf(tmp_path / "x.dbc", tmp_path / "x.dbf")
 
 
-def test_cli_convert_dbc_goes_on_after_a_bad_file(etl, tmp_path, dbc):
-    bad = damage(dbc, tmp_path, "crc")
+@pytest.mark.parametrize(
+    ("how", "message"),
+    [("truncated", "decompressed to"), ("crc", "CRC-32 mismatch"), ("corrupt", "CRC-32 mismatch")],
+)
+def test_cli_convert_dbc_goes_on_after_a_bad_file(etl, tmp_path, dbc, how, message):
+    bad = damage(dbc, tmp_path, how)  # found while converting: the Parquet must not be committed
     r = etl("--json", "convert", "dbc", bad, dbc, "--out", "out")
     assert r.code == 1
-    assert "crc.dbc" in r.err and "CRC-32 mismatch" in r.err
+    assert f"{how}.dbc" in r.err and message in r.err
     summary = json.loads(r.out)
     assert summary["rows"] == 3000 and summary["failed"] == 1
     table = pq.read_table(tmp_path / "out/RDSP2303.parquet")
