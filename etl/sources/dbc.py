@@ -1,8 +1,10 @@
 """DATASUS `.dbc` files: a DBF header, the CRC-32 of the whole DBF, then its records PKWare-imploded.
 
 Decompression uses pyreaddbc (AGPL-3.0), the fastest decompressor measured here (~300 MB/s). It prints errors
-instead of raising and can crash on corrupt input, so it runs in a child process and its output is verified:
-the size must be header + records x record length (+ an optional 0x1A), and the CRC-32 must match.
+instead of raising and can crash on corrupt input, so it runs in a child process, and the DBF it writes is
+converted as it grows: decompression and conversion overlap on two cores. The output is verified as it is
+read (size = header + records x record length, + an optional 0x1A; CRC-32 as stored) before the Parquet is
+committed.
 """
 
 from __future__ import annotations
@@ -170,10 +172,9 @@ def dbc_to_dbf(dbc_path: Path, dbf_path: Path) -> Path:
     return Path(dbf_path)
 
 
-def _crc32(path: Path, skip: int = 0, start: int = 0) -> int:
-    crc = start
+def _crc32(path: Path) -> int:
+    crc = 0
     with open(path, "rb") as f:
-        f.seek(skip)
         while block := f.read(1 << 20):
             crc = zlib.crc32(block, crc)
     return crc

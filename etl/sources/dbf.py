@@ -68,16 +68,16 @@ class Options:
     )
 
 
-def parse_header(f: BinaryIO, name: str) -> DbfHeader:
+def parse_header(f: BinaryIO, file_name: str) -> DbfHeader:
     """Parse the header and field descriptors from the start of `f` (left at the first record)."""
     head = f.read(32)
     if len(head) < 32:
-        raise SourceError("not a DBF file: shorter than a header", file=name)
+        raise SourceError("not a DBF file: shorter than a header", file=file_name)
     records, hlen, reclen = struct.unpack("<IHH", head[4:12])
     if hlen < 65 or reclen < 2 or head[0] & 0x07 not in (3, 4, 5):
         raise SourceError(
             "not a DBF file: invalid header",
-            file=name,
+            file=file_name,
             hint="Check that this is a .dbf (a .dbc must be decompressed first)",
         )
     desc = f.read(hlen - 32)
@@ -87,17 +87,17 @@ def parse_header(f: BinaryIO, name: str) -> DbfHeader:
         if desc[pos] in (0x0D, 0x00):
             break
         d = desc[pos : pos + 32]
-        name_ = d[:11].split(b"\x00", 1)[0].decode("latin-1").strip()
+        name = d[:11].split(b"\x00", 1)[0].decode("latin-1").strip()
         ftype = chr(d[11]).upper()
         length, decimals = d[16], d[17]
         if ftype == "C":  # some writers keep long character lengths in both bytes
             length += decimals * 256
             decimals = 0
-        fields.append(DbfField(name_, ftype, length, decimals, offset))
+        fields.append(DbfField(name, ftype, length, decimals, offset))
         offset += length
     if not fields or offset != reclen:
         raise SourceError(
-            f"not a DBF file: fields add up to {offset} bytes, the header says {reclen}", file=name
+            f"not a DBF file: fields add up to {offset} bytes, the header says {reclen}", file=file_name
         )
     return DbfHeader(records, hlen, reclen, fields)
 
