@@ -14,15 +14,17 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from etl.config import Config, Dataset
 from etl.errors import EtlError, FetchFailures
 from etl.memory import MB, RssMonitor
-from etl.sinks import duckdb as warehouse
 from etl.sinks.parquet import atomic_path, remove_partials
 from etl.sources import Context, ConvertResult, get_source, local_files
 from etl.state import StateStore
+
+if TYPE_CHECKING:  # DuckDB is imported only by the steps that use it: a conversion's RSS need not carry it
+    from etl.sinks import duckdb as warehouse
 
 logger = logging.getLogger(__name__)
 
@@ -325,6 +327,8 @@ class Pipeline:
 
     def views(self) -> list[warehouse.View]:
         """A view per dataset table over the Parquet files the state store lists as converted."""
+        from etl.sinks import duckdb as warehouse
+
         views = []
         for ds in self.config.datasets.values():
             tables: dict[str, list[Path]] = {}
@@ -341,6 +345,8 @@ class Pipeline:
 
         Each folder is looked up in the configured sql_dir first, then in the SQL shipped with etl.
         """
+        from etl.sinks import duckdb as warehouse
+
         with_data = {v.schema for v in views}
         roots = [self.settings.sql_dir] + ([BUILTIN_SQL] if self.settings.sql_dir != BUILTIN_SQL else [])
         out = {}
@@ -357,6 +363,8 @@ class Pipeline:
         step = Step("warehouse")
 
         def build() -> None:
+            from etl.sinks import duckdb as warehouse
+
             views = self.views()
             warehouse.build_warehouse(self.settings, views, self.transforms(views))
             step.rows = len(views)

@@ -344,15 +344,12 @@ def _tables(
     text = b"".join(records)
     raw = pa.StringArray.from_buffers(n, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(text))
     raw.validate(full=True)  # UTF-8, as Parquet's strings must be
-    ndjson = b"\n".join(records)
+    # The reader takes the records back to back (no separator); newlines_in_values also reads pretty-printed pages.
     parsed = pj.read_json(
-        pa.py_buffer(ndjson),
+        pa.py_buffer(text),
         read_options=pj.ReadOptions(use_threads=use_threads, block_size=max(1 << 20, int(lengths.max()) + 1)),
         parse_options=pj.ParseOptions(
-            explicit_schema=_CVE,
-            # Records of a pretty-printed page keep their line breaks.
-            newlines_in_values=b"\n" in text,
-            unexpected_field_behavior="ignore",
+            explicit_schema=_CVE, newlines_in_values=True, unexpected_field_behavior="ignore"
         ),
     ).combine_chunks()
     cve = {name: parsed.column(name).chunk(0) for name in parsed.column_names}
