@@ -151,20 +151,78 @@ def _snake(name: str) -> str:
 # What the JSON reader parses of each CVE; anything else NVD sends is skipped here and kept in `raw`.
 _TEXT = pa.string()
 _SCORES = ("baseScore", "temporalScore", "environmentalScore")
-_CVSS_DATA = pa.struct(
-    [(k, pa.float64() if k in _SCORES else _TEXT) for k in [*CVSS_FIELDS, *NVD_EARLY_V40.values()]]
+# The cvssData fields of each metric type (FIRST's JSON schemas of CVSS v2.0, v3.x and v4.0, as far as CVSS_FIELDS
+# names them). The reader declares only these per type: filling every other field of every metric with nulls took
+# it a third longer.
+_V2_DATA = (
+    *("version", "vectorString", "baseScore", "accessVector", "accessComplexity", "authentication"),
+    *(
+        "confidentialityImpact",
+        "integrityImpact",
+        "availabilityImpact",
+        "remediationLevel",
+        "reportConfidence",
+    ),
+    *("temporalScore", "confidentialityRequirement", "integrityRequirement", "availabilityRequirement"),
+    "environmentalScore",
 )
-_METRIC = pa.struct(
-    [
-        ("source", _TEXT),
-        ("type", _TEXT),
-        ("baseSeverity", _TEXT),
-        ("exploitabilityScore", pa.float64()),
-        ("impactScore", pa.float64()),
-        *((k, pa.bool_()) for k in V2_EXTRAS),
-        ("cvssData", _CVSS_DATA),
-    ]
+_V3_DATA = (
+    *("version", "vectorString", "baseScore", "baseSeverity", "attackVector", "attackComplexity"),
+    *("privilegesRequired", "userInteraction", "scope", "confidentialityImpact", "integrityImpact"),
+    *("availabilityImpact", "exploitCodeMaturity", "remediationLevel", "reportConfidence", "temporalScore"),
+    *(
+        "confidentialityRequirement",
+        "integrityRequirement",
+        "availabilityRequirement",
+        "modifiedAttackVector",
+    ),
+    *(
+        "modifiedAttackComplexity",
+        "modifiedPrivilegesRequired",
+        "modifiedUserInteraction",
+        "environmentalScore",
+    ),
 )
+# v4.0 has no temporal or environmental scores and renames the impacts (vuln*/sub*); NVD's early names too.
+_NOT_V4 = {
+    "accessVector",
+    "accessComplexity",
+    "authentication",
+    "scope",
+    "confidentialityImpact",
+    "integrityImpact",
+    "availabilityImpact",
+}
+_NOT_V4 |= {
+    "exploitCodeMaturity",
+    "remediationLevel",
+    "reportConfidence",
+    "temporalScore",
+    "environmentalScore",
+}
+_V4_DATA = (*(f for f in CVSS_FIELDS if f not in _NOT_V4), *NVD_EARLY_V40.values())
+CVSS_DATA_FIELDS = {
+    "cvssMetricV2": _V2_DATA,
+    "cvssMetricV30": _V3_DATA,
+    "cvssMetricV31": _V3_DATA,
+    "cvssMetricV40": _V4_DATA,
+}
+
+
+def _metric_type(data_fields: tuple[str, ...]) -> pa.StructType:
+    return pa.struct(
+        [
+            ("source", _TEXT),
+            ("type", _TEXT),
+            ("baseSeverity", _TEXT),
+            ("exploitabilityScore", pa.float64()),
+            ("impactScore", pa.float64()),
+            *((k, pa.bool_()) for k in V2_EXTRAS),
+            ("cvssData", pa.struct([(k, pa.float64() if k in _SCORES else _TEXT) for k in data_fields])),
+        ]
+    )
+
+
 _LANG_VALUE = pa.list_(pa.struct([("lang", _TEXT), ("value", _TEXT)]))
 _CPE_MATCH = pa.struct(
     [
@@ -191,7 +249,7 @@ _CVE = pa.schema(
         ),
         ("cveTags", _CVE_TAGS),
         ("descriptions", _LANG_VALUE),
-        ("metrics", pa.struct([(key, pa.list_(_METRIC)) for key in METRIC_KEYS])),
+        ("metrics", pa.struct([(key, pa.list_(_metric_type(CVSS_DATA_FIELDS[key]))) for key in METRIC_KEYS])),
         (
             "weaknesses",
             pa.list_(pa.struct([("source", _TEXT), ("type", _TEXT), ("description", _LANG_VALUE)])),
@@ -247,23 +305,31 @@ def read_records(path: Path, chunk_bytes: int) -> Iterator[list[msgspec.Raw]]:
                 block = f.read(chunk_bytes)
             except (OSError, EOFError) as e:
                 raise ConversionError(f"{path.name}: cannot decompress: {e}", file=str(path)) from None
+            more = len(block) == chunk_bytes  # a short read is the end of the file
             buf = head + block
-            cut = _last_boundary(buf) if len(block) == chunk_bytes else None  # a short read is the end
-            if len(block) == chunk_bytes and cut is None:
+            del block
+            cut = _last_boundary(buf) if more else None
+            if more and cut is None:
                 head = buf  # no record ends in this chunk yet: read on
                 continue
-            piece = buf[: cut.end(1)] if cut else buf
-            doc = (b"" if first else _OPEN) + piece + (_CLOSE if cut else b"")
+            if first and not cut:
+                doc = buf
+            else:  # one copy, wrapped back into a page; buffers are dropped as soon as they are copied
+                end = cut.end(1) if cut else len(buf)
+                doc = b"".join((b"" if first else _OPEN, memoryview(buf)[:end], _CLOSE if cut else b""))
+            head = buf[cut.start(2) :] if cut else b""
+            del buf
             try:
-                yield [v.cve for v in _PAGE.decode(doc).vulnerabilities]
+                records = [v.cve for v in _PAGE.decode(doc).vulnerabilities]
             except msgspec.DecodeError as e:
-                raise ConversionError(
-                    _decode_error(e, path, offset - (0 if first else len(_OPEN))), file=str(path)
-                ) from None
+                shift = offset - (0 if first else len(_OPEN))
+                raise ConversionError(_decode_error(e, path, shift), file=str(path)) from None
+            del doc  # the records keep it
+            yield records
             if not cut:
                 return
             offset += cut.start(2)
-            head, first = buf[cut.start(2) :], False
+            first = False
 
 
 def _decode_error(e: msgspec.DecodeError, path: Path, shift: int) -> str:
@@ -318,9 +384,11 @@ _CVSS_COLUMNS = {
 
 
 def _metric_columns(metrics: pa.StructArray) -> dict[str, pa.Array]:
-    """Every cvssData field as a column, then v2's outer flags."""
+    """Every cvssData field as a column (null where the metric type has no such field), then v2's outer flags."""
     metric = _fields(metrics)
     data = _fields(metric["cvssData"])
+    for name in CVSS_FIELDS:
+        data.setdefault(name, pa.nulls(len(metrics), pa.float64() if name in _SCORES else _TEXT))
     cols = {
         "base_severity": pc.coalesce(data["baseSeverity"], metric["baseSeverity"]),
         "exploitability_score": metric["exploitabilityScore"],
@@ -328,7 +396,7 @@ def _metric_columns(metrics: pa.StructArray) -> dict[str, pa.Array]:
     }
     for name, column in _CVSS_COLUMNS.items():
         early = NVD_EARLY_V40.get(name)
-        cols[column] = pc.coalesce(data[name], data[early]) if early else data[name]
+        cols[column] = pc.coalesce(data[name], data[early]) if early in data else data[name]
     cols.update({_snake(k): metric[k] for k in V2_EXTRAS})
     return cols
 
@@ -475,8 +543,9 @@ def convert_file(path: Path, out_dir: Path, dataset: Dataset, ctx: Context) -> C
     path = Path(path)
     scratch = ctx.settings.tmp_dir / f"nvd-{os.getpid()}"
     budget = ctx.settings.memory_limit
-    # A chunk's JSON is held about five times over (text, records, parsed columns, tables, row groups in the sinks).
-    chunk_bytes = working_bytes(budget) // 2
+    # A chunk's JSON is held about four times over (its text, the records', parsed columns, tables) while the
+    # sinks hold row groups of their own.
+    chunk_bytes = working_bytes(budget) // 4
     stem = path.name.removesuffix(".gz").removesuffix(".json")
     prefix = f"{path.name}/" if path.is_dir() else ""
     total = 0
