@@ -141,7 +141,8 @@ def make_config(args: argparse.Namespace) -> Config:
     if path is None and Path("etl.toml").exists():
         path = Path("etl.toml")
     overrides = {"memory_limit": args.memory_limit, "data_dir": args.data_dir, "threads": args.threads}
-    return load_config(path, overrides=overrides)
+    # convert and fetch use the settings only: the datasets' sources (and their libraries' memory) are not loaded
+    return load_config(path, overrides=overrides, with_datasets=args.command not in ("convert", "fetch"))
 
 
 def setup_logging(args: argparse.Namespace) -> None:

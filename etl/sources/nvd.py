@@ -11,6 +11,7 @@ or size of the pages. Every table keeps `_source_file` (window folder / page) an
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import gzip
 import json
@@ -19,8 +20,10 @@ import os
 import re
 import shutil
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import msgspec
 import numpy as np
@@ -35,6 +38,7 @@ from etl.sinks.parquet import ParquetSink, row_group_bytes
 from etl.sources import Context, ConvertResult, local_files
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 TABLES = ("cves", "metrics", "weaknesses", "cpe_matches", "references", "descriptions")
 COMPLETE = "_complete"  # marker the fetch writes once every page of a window is on disk
@@ -291,8 +295,8 @@ def _last_boundary(buf: bytes) -> re.Match | None:
         tail *= 2
 
 
-def read_records(path: Path, chunk_bytes: int) -> Iterator[list[msgspec.Raw]]:
-    """The raw text of each CVE of a page or feed (the value of its `cve` key), in chunks of about chunk_bytes.
+def read_cves(path: Path, chunk_bytes: int) -> Iterator[pa.StringArray]:
+    """The JSON text of each CVE of a page or feed (the value of its `cve` key), in chunks of about chunk_bytes.
 
     A chunk is cut between two records and wrapped back into a page (`{"vulnerabilities":[` … `]}`), so a feed of any
     size is read in bounded memory. Raises ConversionError naming the byte where the JSON is malformed.
@@ -324,12 +328,35 @@ def read_records(path: Path, chunk_bytes: int) -> Iterator[list[msgspec.Raw]]:
             except msgspec.DecodeError as e:
                 shift = offset - (0 if first else len(_OPEN))
                 raise ConversionError(_decode_error(e, path, shift), file=str(path)) from None
-            del doc  # the records keep it
-            yield records
+            del doc  # the records keep it until they are copied, back to back, into one string array
+            strings = _strings(records)
+            del records
+            yield strings
             if not cut:
                 return
             offset += cut.start(2)
             first = False
+
+
+def _strings(records: list[msgspec.Raw]) -> pa.StringArray:
+    """The records' text, back to back, as one string array."""
+    lengths = np.fromiter(map(len, records), dtype=np.int32, count=len(records))
+    offsets = np.zeros(len(records) + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    strings = pa.StringArray.from_buffers(
+        len(records), pa.py_buffer(offsets), pa.py_buffer(b"".join(records))
+    )
+    strings.validate(full=True)  # UTF-8, as Parquet's strings must be
+    return strings
+
+
+def _read_ahead(chunks: Iterator[T]) -> Iterator[T]:
+    """The items of an iterator, the next one produced on a thread while the caller works on the current one."""
+    with ThreadPoolExecutor(1, thread_name_prefix="nvd-read") as pool:
+        ahead = pool.submit(next, chunks, None)
+        while (chunk := ahead.result()) is not None:
+            ahead = pool.submit(next, chunks, None)
+            yield chunk
 
 
 def _decode_error(e: msgspec.DecodeError, path: Path, shift: int) -> str:
@@ -338,11 +365,31 @@ def _decode_error(e: msgspec.DecodeError, path: Path, shift: int) -> str:
     return f"{path.name}: not a valid NVD page: {text}"
 
 
+# pyarrow imports pandas (~50 MB of RSS) the first time pa.array, pa.scalar or to_numpy convert a Python or numpy
+# value: these helpers build Arrow values from buffers instead.
+def _int64(values: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
+    """A numpy array as Arrow int64, null where not valid."""
+    validity = None if valid is None else pa.py_buffer(np.packbits(valid, bitorder="little"))
+    data = pa.py_buffer(np.ascontiguousarray(values, dtype=np.int64))
+    return pa.Array.from_buffers(pa.int64(), len(values), [validity, data])
+
+
+def _text(value: str) -> pa.StringScalar:
+    return _strings([value.encode()])[0]
+
+
+def _numpy(values: pa.Array) -> np.ndarray:
+    """An Arrow integer array without nulls as numpy, zero-copy."""
+    kind = "u" if pa.types.is_unsigned_integer(values.type) else "i"
+    data = np.frombuffer(values.buffers()[1], dtype=f"{kind}{values.type.bit_width // 8}")
+    return data[values.offset : values.offset + len(values)]
+
+
 def _explode(lists: pa.Array) -> tuple[pa.Array, np.ndarray, np.ndarray]:
     """A list column's items, the row each came from, and its 1-based position in its list."""
     items = pc.list_flatten(lists)
-    parents = pc.list_parent_indices(lists).to_numpy()
-    lengths = pc.list_value_length(lists).fill_null(0).to_numpy()
+    parents = _numpy(pc.list_parent_indices(lists))
+    lengths = np.diff(_numpy(lists.offsets))  # a null list spans no items
     position = np.arange(len(parents)) - np.repeat(np.cumsum(lengths) - lengths, lengths) + 1
     return items, parents, position
 
@@ -356,11 +403,11 @@ def _first_english(descriptions: pa.Array, n: int) -> pa.Array:
     """The first English description of each record (null when there is none)."""
     items, parents, _ = _explode(descriptions)
     item = _fields(items)
-    english = np.flatnonzero(pc.equal(item["lang"], "en").fill_null(False).to_numpy(zero_copy_only=False))
+    english = _numpy(pc.indices_nonzero(pc.equal(item["lang"], _text("en"))))  # null lang: not English
     rows, first = np.unique(parents[english], return_index=True)
     pick = np.full(n, -1, dtype=np.int64)
     pick[rows] = english[first]
-    return item["value"].take(pa.array(pick, mask=pick < 0))
+    return item["value"].take(_int64(pick, valid=pick >= 0))
 
 
 def _snake_fields(lists: pa.ListArray) -> pa.ListArray:
@@ -401,34 +448,30 @@ def _metric_columns(metrics: pa.StructArray) -> dict[str, pa.Array]:
     return cols
 
 
-def _tables(
-    records: list[msgspec.Raw], source_file: str, first_row: int, use_threads: bool
-) -> dict[str, pa.Table]:
-    """The six tables of a chunk of records (the raw text of each CVE, in page order from first_row)."""
-    n = len(records)
-    lengths = np.fromiter(map(len, records), dtype=np.int64, count=n)
-    offsets = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    text = b"".join(records)
-    raw = pa.StringArray.from_buffers(n, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(text))
-    raw.validate(full=True)  # UTF-8, as Parquet's strings must be
-    # The reader takes the records back to back (no separator); newlines_in_values also reads pretty-printed pages.
+def _tables(raw: pa.StringArray, source_file: str, first_row: int) -> dict[str, pa.Table]:
+    """The six tables of a chunk of CVEs (the JSON text of each, in page order from first_row)."""
+    n = len(raw)
+    text = raw.buffers()[2]
+    # One block, parsed on this thread: splitting a chunk into blocks for pyarrow's threads cost more CPU than it saved
+    # (the next chunk is read on another thread meanwhile). The reader takes the records back to back, without a
+    # separator; newlines_in_values reads those of pretty-printed pages.
     parsed = pj.read_json(
-        pa.py_buffer(text),
-        read_options=pj.ReadOptions(use_threads=use_threads, block_size=max(1 << 20, int(lengths.max()) + 1)),
+        text,
+        read_options=pj.ReadOptions(use_threads=False, block_size=text.size + 1),
         parse_options=pj.ParseOptions(
             explicit_schema=_CVE, newlines_in_values=True, unexpected_field_behavior="ignore"
         ),
-    ).combine_chunks()
+    )
     cve = {name: parsed.column(name).chunk(0) for name in parsed.column_names}
     ids = cve["id"]
-    rows = pa.array(np.arange(first_row, first_row + n, dtype=np.int64))
+    rows = _int64(np.arange(first_row, first_row + n))
 
     def table(columns: dict[str, pa.Array], parents: np.ndarray | None = None) -> pa.Table:
-        take = (lambda a: a) if parents is None else (lambda a: a.take(parents))
+        indices = None if parents is None else _int64(parents)
+        take = (lambda a: a) if indices is None else (lambda a: a.take(indices))
         count = n if parents is None else len(parents)
-        lineage = {"_source_file": pa.repeat(pa.scalar(source_file, _TEXT), count), "_source_row": take(rows)}
-        return pa.table({"cve_id": take(ids), **columns, **lineage})
+        lineage = {"_source_file": pa.repeat(_text(source_file), count), "_source_row": take(rows)}
+        return pa.Table.from_pydict({"cve_id": take(ids), **columns, **lineage})
 
     tables = {
         "cves": table(
@@ -451,7 +494,7 @@ def _tables(
     for key, lists in _fields(cve["metrics"]).items():
         items, parents, _ = _explode(lists)
         item = _fields(items)
-        version = pa.repeat(pa.scalar(METRIC_KEYS[key], _TEXT), len(items))
+        version = pa.repeat(_text(METRIC_KEYS[key]), len(items))
         columns = {"cvss_version": version, "source": item["source"], "type": item["type"]}
         metrics.append(table({**columns, **_metric_columns(items)}, parents))
     tables["metrics"] = pa.concat_tables(metrics)
@@ -460,8 +503,8 @@ def _tables(
     described, within, _ = _explode(weakness["description"])
     tables["weaknesses"] = table(
         {
-            "source": weakness["source"].take(within),
-            "type": weakness["type"].take(within),
+            "source": weakness["source"].take(_int64(within)),
+            "type": weakness["type"].take(_int64(within)),
             "cwe_id": _fields(described)["value"],
         },
         parents[within],
@@ -474,11 +517,11 @@ def _tables(
     configuration_of = in_configuration[in_node]
     tables["cpe_matches"] = table(
         {
-            "configuration_index": pa.array(configuration_index[configuration_of]),
-            "configuration_operator": configuration["operator"].take(configuration_of),
-            "node_index": pa.array(node_index[in_node]),
-            "operator": node["operator"].take(in_node),
-            "negate": node["negate"].take(in_node),
+            "configuration_index": _int64(configuration_index[configuration_of]),
+            "configuration_operator": configuration["operator"].take(_int64(configuration_of)),
+            "node_index": _int64(node_index[in_node]),
+            "operator": node["operator"].take(_int64(in_node)),
+            "negate": node["negate"].take(_int64(in_node)),
             **{_snake(k): v for k, v in _fields(matches).items()},
         },
         parents[configuration_of],
@@ -543,12 +586,11 @@ def convert_file(path: Path, out_dir: Path, dataset: Dataset, ctx: Context) -> C
     path = Path(path)
     scratch = ctx.settings.tmp_dir / f"nvd-{os.getpid()}"
     budget = ctx.settings.memory_limit
-    # A chunk's JSON is held about four times over (its text, the records', parsed columns, tables) while the
-    # sinks hold row groups of their own.
+    # A chunk's JSON is held a few times over (the next chunk read ahead, its text, parsed columns, tables) while
+    # the sinks hold row groups of their own.
     chunk_bytes = working_bytes(budget) // 4
     stem = path.name.removesuffix(".gz").removesuffix(".json")
     prefix = f"{path.name}/" if path.is_dir() else ""
-    total = 0
     try:
         pages = [as_page(p, scratch) for p in pages_of(path)]
         with contextlib.ExitStack() as stack:
@@ -560,18 +602,18 @@ def convert_file(path: Path, out_dir: Path, dataset: Dataset, ctx: Context) -> C
                 )
                 for t in TABLES
             }
-            for page in pages:
-                first_row = 1
-                for records in read_records(page, chunk_bytes):
-                    try:
-                        tables = _tables(records, prefix + page.name, first_row, ctx.settings.threads > 1)
-                    except pa.ArrowInvalid as e:
-                        raise ConversionError(f"{page.name}: {e}", file=str(path)) from None
-                    for table, rows in tables.items():
-                        for batch in rows.to_batches():
-                            sinks[table].write(batch)
-                    first_row += len(records)
-                total += first_row - 1
+            read = collections.Counter()  # CVEs per page
+            # Pages are decompressed and cut on a thread of their own while pyarrow parses the chunk before.
+            for page, raw in _read_ahead((p, raw) for p in pages for raw in read_cves(p, chunk_bytes)):
+                try:
+                    tables = _tables(raw, prefix + page.name, read[page] + 1)
+                except pa.ArrowInvalid as e:
+                    raise ConversionError(f"{page.name}: {e}", file=str(path)) from None
+                for table, rows in tables.items():
+                    for batch in rows.to_batches():
+                        sinks[table].write(batch)
+                read[page] += len(raw)
+            total = read.total()
     except ConversionError as e:
         raise ConversionError(
             f"cannot read NVD pages: {e.message}",

@@ -11,7 +11,7 @@ import pytest
 from benchmarks.bench_nvd import NAIVE
 from etl.errors import ConversionError
 from etl.samples.nvd import make_cve, write_sample
-from etl.sources.nvd import TABLES, read_records, write_page
+from etl.sources.nvd import TABLES, read_cves, write_page
 from tests.conftest import TEST_BUDGET_MB, etl_measured, samples_dir
 from tests.nvd_emulator import Emulator, serve
 
@@ -268,7 +268,7 @@ def test_records_are_cut_between_any_two_records(tmp_path, indent):
         json.dumps({"resultsPerPage": 40, "vulnerabilities": vulns, "after": {"x": [1]}}, indent=indent)
     )
     for chunk_bytes in (1000, 7777, 1 << 20):
-        got = [json.loads(bytes(r)) for records in read_records(path, chunk_bytes) for r in records]
+        got = [json.loads(text) for chunk in read_cves(path, chunk_bytes) for text in chunk.to_pylist()]
         assert got == [v["cve"] for v in vulns], chunk_bytes
 
 
@@ -279,7 +279,7 @@ def test_malformed_json_names_the_page_and_the_byte(etl, tmp_path, window):
     bad.write_text(text[:at] + "x" + text[at + 1 :])
     for chunk_bytes in (1000, 1 << 20):
         with pytest.raises(ConversionError, match=rf"bad.json: .*\(byte {at}\)"):
-            [r for r in read_records(bad, chunk_bytes)]
+            list(read_cves(bad, chunk_bytes))
     r = etl("convert", "nvd", bad, window, "--out", "out")
     assert (
         r.code == 1
