@@ -158,37 +158,52 @@ _SCORES = ("baseScore", "temporalScore", "environmentalScore")
 # The cvssData fields of each metric type (FIRST's JSON schemas of CVSS v2.0, v3.x and v4.0, as far as CVSS_FIELDS
 # names them). The reader declares only these per type: filling every other field of every metric with nulls took
 # it a third longer.
-_V2_DATA = (
-    *("version", "vectorString", "baseScore", "accessVector", "accessComplexity", "authentication"),
-    *(
-        "confidentialityImpact",
-        "integrityImpact",
-        "availabilityImpact",
-        "remediationLevel",
-        "reportConfidence",
-    ),
-    *("temporalScore", "confidentialityRequirement", "integrityRequirement", "availabilityRequirement"),
+_V2_DATA = [
+    "version",
+    "vectorString",
+    "baseScore",
+    "accessVector",
+    "accessComplexity",
+    "authentication",
+    "confidentialityImpact",
+    "integrityImpact",
+    "availabilityImpact",
+    "remediationLevel",
+    "reportConfidence",
+    "temporalScore",
+    "confidentialityRequirement",
+    "integrityRequirement",
+    "availabilityRequirement",
     "environmentalScore",
-)
-_V3_DATA = (
-    *("version", "vectorString", "baseScore", "baseSeverity", "attackVector", "attackComplexity"),
-    *("privilegesRequired", "userInteraction", "scope", "confidentialityImpact", "integrityImpact"),
-    *("availabilityImpact", "exploitCodeMaturity", "remediationLevel", "reportConfidence", "temporalScore"),
-    *(
-        "confidentialityRequirement",
-        "integrityRequirement",
-        "availabilityRequirement",
-        "modifiedAttackVector",
-    ),
-    *(
-        "modifiedAttackComplexity",
-        "modifiedPrivilegesRequired",
-        "modifiedUserInteraction",
-        "environmentalScore",
-    ),
-)
+]
+_V3_DATA = [
+    "version",
+    "vectorString",
+    "baseScore",
+    "baseSeverity",
+    "attackVector",
+    "attackComplexity",
+    "privilegesRequired",
+    "userInteraction",
+    "scope",
+    "confidentialityImpact",
+    "integrityImpact",
+    "availabilityImpact",
+    "exploitCodeMaturity",
+    "remediationLevel",
+    "reportConfidence",
+    "temporalScore",
+    "confidentialityRequirement",
+    "integrityRequirement",
+    "availabilityRequirement",
+    "modifiedAttackVector",
+    "modifiedAttackComplexity",
+    "modifiedPrivilegesRequired",
+    "modifiedUserInteraction",
+    "environmentalScore",
+]
 # v4.0 has no temporal or environmental scores and renames the impacts (vuln*/sub*); NVD's early names too.
-_NOT_V4 = {
+_NOT_V4 = [
     "accessVector",
     "accessComplexity",
     "authentication",
@@ -196,16 +211,14 @@ _NOT_V4 = {
     "confidentialityImpact",
     "integrityImpact",
     "availabilityImpact",
-}
-_NOT_V4 |= {
     "exploitCodeMaturity",
     "remediationLevel",
     "reportConfidence",
     "temporalScore",
     "environmentalScore",
-}
-_V4_DATA = (*(f for f in CVSS_FIELDS if f not in _NOT_V4), *NVD_EARLY_V40.values())
-CVSS_DATA_FIELDS = {
+]
+_V4_DATA = [*(f for f in CVSS_FIELDS if f not in _NOT_V4), *NVD_EARLY_V40.values()]
+_CVSS_DATA_FIELDS = {
     "cvssMetricV2": _V2_DATA,
     "cvssMetricV30": _V3_DATA,
     "cvssMetricV31": _V3_DATA,
@@ -213,7 +226,7 @@ CVSS_DATA_FIELDS = {
 }
 
 
-def _metric_type(data_fields: tuple[str, ...]) -> pa.StructType:
+def _metric_type(data_fields: list[str]) -> pa.StructType:
     return pa.struct(
         [
             ("source", _TEXT),
@@ -253,7 +266,10 @@ _CVE = pa.schema(
         ),
         ("cveTags", _CVE_TAGS),
         ("descriptions", _LANG_VALUE),
-        ("metrics", pa.struct([(key, pa.list_(_metric_type(CVSS_DATA_FIELDS[key]))) for key in METRIC_KEYS])),
+        (
+            "metrics",
+            pa.struct([(key, pa.list_(_metric_type(_CVSS_DATA_FIELDS[key]))) for key in METRIC_KEYS]),
+        ),
         (
             "weaknesses",
             pa.list_(pa.struct([("source", _TEXT), ("type", _TEXT), ("description", _LANG_VALUE)])),
