@@ -157,67 +157,24 @@ _TEXT = pa.string()
 _SCORES = ("baseScore", "temporalScore", "environmentalScore")
 # The cvssData fields of each metric type (FIRST's JSON schemas of CVSS v2.0, v3.x and v4.0, as far as CVSS_FIELDS
 # names them). The reader declares only these per type: filling every other field of every metric with nulls took
-# it a third longer.
-_V2_DATA = [
-    "version",
-    "vectorString",
-    "baseScore",
-    "accessVector",
-    "accessComplexity",
-    "authentication",
+# it a third longer. v4.0 dropped the temporal and environmental scores and renamed the impacts (vuln*, sub*).
+_ALL = {"version", "vectorString", "baseScore", "confidentialityRequirement", "integrityRequirement"}
+_ALL |= {"availabilityRequirement"}
+_V2_ONLY = {"accessVector", "accessComplexity", "authentication"}
+_V3_ONLY = {"scope", "exploitCodeMaturity"}
+_V2_V3 = {
     "confidentialityImpact",
     "integrityImpact",
     "availabilityImpact",
     "remediationLevel",
     "reportConfidence",
-    "temporalScore",
-    "confidentialityRequirement",
-    "integrityRequirement",
-    "availabilityRequirement",
-    "environmentalScore",
-]
-_V3_DATA = [
-    "version",
-    "vectorString",
-    "baseScore",
-    "baseSeverity",
-    "attackVector",
-    "attackComplexity",
-    "privilegesRequired",
-    "userInteraction",
-    "scope",
-    "confidentialityImpact",
-    "integrityImpact",
-    "availabilityImpact",
-    "exploitCodeMaturity",
-    "remediationLevel",
-    "reportConfidence",
-    "temporalScore",
-    "confidentialityRequirement",
-    "integrityRequirement",
-    "availabilityRequirement",
-    "modifiedAttackVector",
-    "modifiedAttackComplexity",
-    "modifiedPrivilegesRequired",
-    "modifiedUserInteraction",
-    "environmentalScore",
-]
-# v4.0 has no temporal or environmental scores and renames the impacts (vuln*/sub*); NVD's early names too.
-_NOT_V4 = [
-    "accessVector",
-    "accessComplexity",
-    "authentication",
-    "scope",
-    "confidentialityImpact",
-    "integrityImpact",
-    "availabilityImpact",
-    "exploitCodeMaturity",
-    "remediationLevel",
-    "reportConfidence",
-    "temporalScore",
-    "environmentalScore",
-]
-_V4_DATA = [*(f for f in CVSS_FIELDS if f not in _NOT_V4), *NVD_EARLY_V40.values()]
+}
+_V2_V3 |= {"temporalScore", "environmentalScore"}
+_V3_V4 = {"baseSeverity", "attackVector", "attackComplexity", "privilegesRequired", "userInteraction"}
+_V3_V4 |= {"modified" + f[0].upper() + f[1:] for f in _V3_V4 - {"baseSeverity"}}
+_V2_DATA = [f for f in CVSS_FIELDS if f in _ALL | _V2_ONLY | _V2_V3]
+_V3_DATA = [f for f in CVSS_FIELDS if f in _ALL | _V3_ONLY | _V2_V3 | _V3_V4]
+_V4_DATA = [*(f for f in CVSS_FIELDS if f not in _V2_ONLY | _V3_ONLY | _V2_V3), *NVD_EARLY_V40.values()]
 _CVSS_DATA_FIELDS = {
     "cvssMetricV2": _V2_DATA,
     "cvssMetricV30": _V3_DATA,
@@ -624,7 +581,12 @@ def convert_file(path: Path, out_dir: Path, dataset: Dataset, ctx: Context) -> C
                 try:
                     tables = _tables(raw, prefix + page.name, read[page] + 1)
                 except pa.ArrowInvalid as e:
-                    raise ConversionError(f"{page.name}: {e}", file=str(path)) from None
+                    # a value of the wrong type; pyarrow counts its row from the chunk's first
+                    done = read[page]
+                    at = re.sub(
+                        r"in row (\d+)", lambda m, done=done: f"in record {done + int(m[1]) + 1}", str(e)
+                    )
+                    raise ConversionError(f"{page.name}: {at}", file=str(path)) from None
                 for table, rows in tables.items():
                     for batch in rows.to_batches():
                         sinks[table].write(batch)

@@ -289,6 +289,16 @@ def test_malformed_json_names_the_page_and_the_byte(etl, tmp_path, window):
     assert not (tmp_path / "out/cves/bad.parquet").exists()
 
 
+def test_a_value_of_the_wrong_type_names_the_page_and_the_record(etl, tmp_path):
+    vulns = [make_cve(i) for i in range(1, 5)]
+    vulns[2]["cve"]["metrics"]["cvssMetricV31"][0]["cvssData"]["baseScore"] = "high"
+    write_page(tmp_path / "w" / "page-00000000.json.gz", vulns, 0, 4)
+    r = etl("convert", "nvd", tmp_path / "w", "--out", "out")
+    assert r.code == 1 and "page-00000000.json.gz: JSON parse error" in r.err and "in record 3" in r.err, (
+        r.err
+    )
+
+
 def write_feed(path: Path, count: int, distinct: int | None = None) -> list[str]:
     """A yearly feed as NVD publishes it, written record by record (the first `distinct` records repeated)."""
     header = {"resultsPerPage": count, "startIndex": 0, "totalResults": count, "format": "NVD_CVE"}
