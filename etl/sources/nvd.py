@@ -362,8 +362,7 @@ def _explode(lists: pa.Array) -> tuple[pa.Array, np.ndarray, np.ndarray]:
     """A list column's items, the row each came from, and its 1-based position in its list."""
     items = pc.list_flatten(lists)
     parents = _numpy(pc.list_parent_indices(lists))
-    lengths = np.diff(_numpy(lists.offsets))  # a null list spans no items
-    position = np.arange(len(parents)) - np.repeat(np.cumsum(lengths) - lengths, lengths) + 1
+    position = np.arange(len(parents)) - np.searchsorted(parents, parents) + 1  # parents ascend
     return items, parents, position
 
 
