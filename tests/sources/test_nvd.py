@@ -321,6 +321,21 @@ def test_a_yearly_feed_converts_record_by_record(etl, tmp_path):
     assert got == [(cve_id, i) for i, cve_id in enumerate(ids, 1)]
 
 
+def test_converting_loads_neither_pandas_nor_duckdb_nor_the_other_datasets(tmp_path, window):
+    """Their libraries would take 30-50 MB each of a 256 MB budget; a dataset convert does not use is not checked."""
+    (tmp_path / "etl.toml").write_text(
+        '[datasets.deaths]\nkind = "csv"\npaths = ["x.csv"]\nnot_an_option = 1\n'
+    )
+    code = (
+        "import sys; from etl.cli import main; assert main(sys.argv[1:]) == 0; "
+        "print(sorted(m for m in ('pandas', 'duckdb', 'polars') if m in sys.modules))"
+    )
+    argv = [sys.executable, "-c", code, "--quiet", "convert", "nvd", str(window), "--out", "out"]
+    proc = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
 @pytest.mark.slow
 def test_memory_stays_within_the_budget_whatever_the_input_size(tmp_path):
     """A window of full pages and a feed, each more JSON than the budget, convert within it."""
