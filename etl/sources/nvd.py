@@ -304,7 +304,8 @@ def read_cves(path: Path, chunk_bytes: int) -> Iterator[pa.StringArray]:
             del doc  # the records keep it until they are copied, back to back, into one string array
             strings = _strings(records)
             del records
-            yield strings
+            if len(strings):  # an empty page (a window with no changes) has nothing to parse
+                yield strings
             if not cut:
                 return
             offset += cut.start(2)

@@ -272,6 +272,15 @@ def test_records_are_cut_between_any_two_records(tmp_path, indent):
         assert got == [v["cve"] for v in vulns], chunk_bytes
 
 
+def test_empty_pages_convert_to_no_rows(etl, tmp_path, window):
+    write_page(window / "page-00000300.json.gz", [], 300, 300)  # an incremental window with no changes
+    (tmp_path / "empty.json").write_text('{\r\n  "resultsPerPage": 0,\r\n  "vulnerabilities": [ ]\r\n}')
+    r = etl("--json", "convert", "nvd", window, tmp_path / "empty.json", "--out", "out")
+    assert r.code == 0, r.err
+    assert json.loads(r.out)["rows"] == 300
+    assert not (tmp_path / "out/cves/empty.parquet").exists()
+
+
 def test_malformed_json_names_the_page_and_the_byte(etl, tmp_path, window):
     text = json.dumps({"resultsPerPage": 30, "vulnerabilities": [make_cve(i) for i in range(30)]})
     at = text.index('"CVE-2018-10025"')
