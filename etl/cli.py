@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import itertools
 import json
 import logging
 import sys
@@ -60,7 +61,13 @@ def options_from_args(options_cls: type, args: argparse.Namespace, where: str) -
     return build_options(options_cls, raw, where)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def named_kind(argv: list[str]) -> str | None:
+    """The KIND of `etl convert|fetch KIND …`: the one source module that parsing the command needs."""
+    return next((k for c, k in itertools.pairwise(argv) if c in ("convert", "fetch") and k in KINDS), None)
+
+
+def build_parser(kind_only: str | None = None) -> argparse.ArgumentParser:
+    """The CLI's parser; with kind_only, only that kind's module is imported (the others' libraries cost memory)."""
     p = argparse.ArgumentParser(prog="etl", description="Out-of-core ETL for large public data sets.")
     p.add_argument(
         "--config", type=Path, default=None, help="pipeline config (default: ./etl.toml if present)"
@@ -86,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     url = fetch_kinds.add_parser("url", help="download http(s) URLs (resumable)")
     url.add_argument("urls", nargs="+", metavar="URL")
     url.add_argument("--out", type=Path, required=True, help="target directory")
-    for kind in sorted(KINDS):
+    for kind in [kind_only] if kind_only else sorted(KINDS):
         source = get_source(kind)
         c = conv_kinds.add_parser(kind, help=(source.__doc__ or "").splitlines()[0])
         c.add_argument("inputs", nargs="+", type=Path, metavar="INPUT")
@@ -134,7 +141,8 @@ def make_config(args: argparse.Namespace) -> Config:
     if path is None and Path("etl.toml").exists():
         path = Path("etl.toml")
     overrides = {"memory_limit": args.memory_limit, "data_dir": args.data_dir, "threads": args.threads}
-    return load_config(path, overrides=overrides)
+    # convert and fetch use the settings only: the datasets' sources (and their libraries' memory) are not loaded
+    return load_config(path, overrides=overrides, with_datasets=args.command not in ("convert", "fetch"))
 
 
 def setup_logging(args: argparse.Namespace) -> None:
@@ -143,7 +151,8 @@ def setup_logging(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(named_kind(argv))
     args = parser.parse_args(argv)
     setup_logging(args)
     try:

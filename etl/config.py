@@ -158,9 +158,16 @@ def settings_from(
 
 
 def load_config(
-    path: Path | None = None, *, env: dict[str, str] | None = None, overrides: dict[str, Any] | None = None
+    path: Path | None = None,
+    *,
+    env: dict[str, str] | None = None,
+    overrides: dict[str, Any] | None = None,
+    with_datasets: bool = True,
 ) -> Config:
-    """Load etl.toml (if given), apply ETL_* variables, then CLI overrides (e.g. memory_limit)."""
+    """Load etl.toml (if given), apply ETL_* variables, then CLI overrides (e.g. memory_limit).
+
+    With with_datasets=False the datasets are left out, unchecked: checking them imports every kind's source module.
+    """
     from etl.sources import get_source
 
     env = dict(os.environ if env is None else env)
@@ -176,7 +183,8 @@ def load_config(
     base = path.resolve().parent if path is not None else None
     settings = settings_from(doc.pop("etl", {}), env, overrides or {}, base, "[etl]")
     datasets = {}
-    for name, table in doc.pop("datasets", {}).items():
+    tables = doc.pop("datasets", {})
+    for name, table in tables.items() if with_datasets else ():
         where = f"[datasets.{name}]"
         if not isinstance(table, dict) or "kind" not in table:
             raise ConfigError(f"{where}: missing key 'kind'")

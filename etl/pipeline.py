@@ -23,7 +23,7 @@ from etl.sinks.parquet import atomic_path, remove_partials
 from etl.sources import Context, ConvertResult, get_source, local_files
 from etl.state import StateStore
 
-if TYPE_CHECKING:  # DuckDB is imported when the warehouse is built: a `convert` should not pay for it
+if TYPE_CHECKING:  # DuckDB is imported only by the steps that use it: a conversion's RSS need not carry it
     from etl.sinks import duckdb as warehouse
 
 logger = logging.getLogger(__name__)

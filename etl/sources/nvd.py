@@ -1,31 +1,44 @@
 """NVD CVE API 2.0 pages (and yearly JSON 2.0 feeds) -> normalised Parquet tables.
 
-DuckDB's JSON reader parses the pages in C++ and SQL flattens them, table by table, from one staged copy of the
-vulnerabilities: cves, metrics, weaknesses, cpe_matches, references, descriptions. Every table keeps
-`_source_file` (window folder / page) and `_source_row` (the vulnerability's 1-based position in the page).
-Fields NVD adds later never break the reader: each CVE's whole JSON is kept in `cves.raw`.
+Each file is read once, as a stream of chunks of whole records: msgspec cuts the `vulnerabilities` array into the
+text of each CVE (kept as `cves.raw`, so fields NVD adds later survive), pyarrow's JSON reader parses those records
+once into typed columns against a declared schema (undeclared fields are skipped, never an error), and the six tables
+(cves, metrics, weaknesses, cpe_matches, references, descriptions) are projections of those columns: lists flattened
+with Arrow compute, no Python loop per record. Memory follows the chunk size, set by the budget, whatever the number
+or size of the pages. Every table keeps `_source_file` (window folder / page) and `_source_row` (the vulnerability's
+1-based position in the page).
 """
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import gzip
 import json
 import logging
 import os
+import re
 import shutil
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
-import duckdb
+import msgspec
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pj
 
 from etl.config import Dataset
 from etl.errors import ConversionError, SourceError
-from etl.memory import batch_rows
-from etl.sinks.duckdb import connect, quote_ident, quote_literal
+from etl.memory import working_bytes
 from etl.sinks.parquet import ParquetSink, row_group_bytes
 from etl.sources import Context, ConvertResult, local_files
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 TABLES = ("cves", "metrics", "weaknesses", "cpe_matches", "references", "descriptions")
 COMPLETE = "_complete"  # marker the fetch writes once every page of a window is on disk
@@ -139,106 +152,358 @@ def _snake(name: str) -> str:
     return out.replace("__", "_")
 
 
-def _ts(expr: str) -> str:
-    """NVD timestamps are naive UTC, some ending in Z: as TIMESTAMPTZ in UTC."""
-    return f"CAST(rtrim({expr}, 'Z') || '+00:00' AS TIMESTAMPTZ)"
-
-
-def _metric_columns() -> str:
-    """Every cvssData field as a column, FIRST's names winning over NVD's early v4.0 ones, from the parsed struct."""
-    cols = []
-    for name in CVSS_FIELDS:
-        if name == "baseSeverity":
-            continue
-        expr = f"d.{quote_ident(name)}"
-        early = NVD_EARLY_V40.get(name)
-        if (
-            early and early.lower() == name.lower()
-        ):  # struct fields ignore case: read the early key from the JSON
-            expr = f"coalesce({expr}, m->>'$.cvssData.{early}')"
-        elif early:
-            expr = f"coalesce({expr}, d.{quote_ident(early)})"
-        if name in ("baseScore", "temporalScore", "environmentalScore"):
-            expr = f"TRY_CAST({expr} AS DOUBLE)"
-        col = {"version": "cvss_data_version", "vectorString": "vector_string"}.get(name, _snake(name))
-        cols.append(f"{expr} AS {col}")
-    cols += [f"TRY_CAST(p.{quote_ident(k)} AS BOOLEAN) AS {_snake(k)}" for k in V2_EXTRAS]
-    return ",\n       ".join(cols)
-
-
-# Each metric is parsed once into a struct: dozens of JSON path extractions per row ran DuckDB out of memory.
-_CVSS_KEYS = [*CVSS_FIELDS, *(v for k, v in NVD_EARLY_V40.items() if k.lower() != v.lower())]
-_CVSS_DATA = "{" + ", ".join(f'"{k}": "VARCHAR"' for k in _CVSS_KEYS) + "}"
-_METRIC = (
-    '{"source": "VARCHAR", "type": "VARCHAR", "baseSeverity": "VARCHAR", "exploitabilityScore": "DOUBLE", '
-    '"impactScore": "DOUBLE", '
-    + ", ".join(f'"{k}": "VARCHAR"' for k in V2_EXTRAS)
-    + f', "cvssData": {_CVSS_DATA}}}'
-)
-
-
-# The scalar fields of a CVE, parsed once per record (many JSON path extractions per row exhaust DuckDB's memory).
-_CVE = json.dumps(
-    {
-        "cve": {
-            **{
-                k: "VARCHAR"
-                for k in (
-                    "id",
-                    "sourceIdentifier",
-                    "published",
-                    "lastModified",
-                    "vulnStatus",
-                    "cisaExploitAdd",
-                    "cisaActionDue",
-                    "cisaRequiredAction",
-                    "cisaVulnerabilityName",
-                )
-            },
-            "descriptions": [{"lang": "VARCHAR", "value": "VARCHAR"}],
-        }
-    }
-)
-
-QUERIES = {
-    "cves": f"""
-SELECT c.id AS cve_id, c.sourceIdentifier AS source_identifier, {_ts("c.published")} AS published,
-       {_ts("c.lastModified")} AS last_modified, c.vulnStatus AS vuln_status,
-       list_filter(c.descriptions, lambda d: d.lang = 'en')[1].value AS description,
-       TRY_CAST(c.cisaExploitAdd AS DATE) AS cisa_exploit_add, TRY_CAST(c.cisaActionDue AS DATE) AS cisa_action_due,
-       c.cisaRequiredAction AS cisa_required_action, c.cisaVulnerabilityName AS cisa_vulnerability_name,
-       cve_tags, raw, _source_file, _source_row
-FROM (SELECT json_transform(v, {quote_literal(_CVE)}).cve AS c, CAST(v->'$.cve.cveTags' AS VARCHAR) AS cve_tags,
-             CAST(v->'$.cve' AS VARCHAR) AS raw, _source_file, _source_row FROM vulns)""",
-    "metrics": f"""
-SELECT cve_id, cvss_version, p.source, p.type, coalesce(d.baseSeverity, p.baseSeverity) AS base_severity,
-       p.exploitabilityScore AS exploitability_score, p.impactScore AS impact_score,
-       {_metric_columns()},
-       _source_file, _source_row
-FROM (SELECT *, json_transform(m, {quote_literal(_METRIC)}) AS p FROM metric_rows),
-     LATERAL (SELECT p.cvssData AS d)""",
-    "weaknesses": """
-SELECT v->>'$.cve.id' AS cve_id, w->>'source' AS source, w->>'type' AS type, d->>'value' AS cwe_id,
-       _source_file, _source_row
-FROM vulns, unnest(CAST(v->'$.cve.weaknesses' AS JSON[])) AS t(w), unnest(CAST(w->'description' AS JSON[])) AS u(d)""",
-    "cpe_matches": """
-SELECT v->>'$.cve.id' AS cve_id, c.i AS configuration_index, c.c->>'operator' AS configuration_operator,
-       n.i AS node_index, n.n->>'operator' AS operator, TRY_CAST(n.n->>'negate' AS BOOLEAN) AS negate,
-       TRY_CAST(m->>'vulnerable' AS BOOLEAN) AS vulnerable, m->>'criteria' AS criteria,
-       m->>'matchCriteriaId' AS match_criteria_id,
-       m->>'versionStartIncluding' AS version_start_including, m->>'versionStartExcluding' AS version_start_excluding,
-       m->>'versionEndIncluding' AS version_end_including, m->>'versionEndExcluding' AS version_end_excluding,
-       _source_file, _source_row
-FROM vulns, unnest(CAST(v->'$.cve.configurations' AS JSON[])) WITH ORDINALITY AS c(c, i),
-     unnest(CAST(c.c->'nodes' AS JSON[])) WITH ORDINALITY AS n(n, i), unnest(CAST(n.n->'cpeMatch' AS JSON[])) AS t(m)""",
-    "references": """
-SELECT v->>'$.cve.id' AS cve_id, r->>'url' AS url, r->>'source' AS source, CAST(r->'tags' AS VARCHAR[]) AS tags,
-       _source_file, _source_row
-FROM vulns, unnest(CAST(v->'$.cve.references' AS JSON[])) AS t(r)""",
-    "descriptions": """
-SELECT v->>'$.cve.id' AS cve_id, d->>'lang' AS lang, d->>'value' AS value, _source_file, _source_row
-FROM vulns, unnest(CAST(v->'$.cve.descriptions' AS JSON[])) AS t(d)""",
+# What the JSON reader parses of each CVE; anything else NVD sends is skipped here and kept in `raw`.
+_TEXT = pa.string()
+_SCORES = ("baseScore", "temporalScore", "environmentalScore")
+# The cvssData fields of each metric type (FIRST's JSON schemas of CVSS v2.0, v3.x and v4.0, as far as CVSS_FIELDS
+# names them). The reader declares only these per type: filling every other field of every metric with nulls took
+# it a third longer. v4.0 dropped the temporal and environmental scores and renamed the impacts (vuln*, sub*).
+_ALL = {"version", "vectorString", "baseScore", "confidentialityRequirement", "integrityRequirement"}
+_ALL |= {"availabilityRequirement"}
+_V2_ONLY = {"accessVector", "accessComplexity", "authentication"}
+_V3_ONLY = {"scope", "exploitCodeMaturity"}
+_V2_V3 = {
+    "confidentialityImpact",
+    "integrityImpact",
+    "availabilityImpact",
+    "remediationLevel",
+    "reportConfidence",
 }
+_V2_V3 |= {"temporalScore", "environmentalScore"}
+_V3_V4 = {"baseSeverity", "attackVector", "attackComplexity", "privilegesRequired", "userInteraction"}
+_V3_V4 |= {"modified" + f[0].upper() + f[1:] for f in _V3_V4 - {"baseSeverity"}}
+_V2_DATA = [f for f in CVSS_FIELDS if f in _ALL | _V2_ONLY | _V2_V3]
+_V3_DATA = [f for f in CVSS_FIELDS if f in _ALL | _V3_ONLY | _V2_V3 | _V3_V4]
+_V4_DATA = [*(f for f in CVSS_FIELDS if f not in _V2_ONLY | _V3_ONLY | _V2_V3), *NVD_EARLY_V40.values()]
+_CVSS_DATA_FIELDS = {
+    "cvssMetricV2": _V2_DATA,
+    "cvssMetricV30": _V3_DATA,
+    "cvssMetricV31": _V3_DATA,
+    "cvssMetricV40": _V4_DATA,
+}
+
+
+def _metric_type(data_fields: list[str]) -> pa.StructType:
+    return pa.struct(
+        [
+            ("source", _TEXT),
+            ("type", _TEXT),
+            ("baseSeverity", _TEXT),
+            ("exploitabilityScore", pa.float64()),
+            ("impactScore", pa.float64()),
+            *((k, pa.bool_()) for k in V2_EXTRAS),
+            ("cvssData", pa.struct([(k, pa.float64() if k in _SCORES else _TEXT) for k in data_fields])),
+        ]
+    )
+
+
+_LANG_VALUE = pa.list_(pa.struct([("lang", _TEXT), ("value", _TEXT)]))
+_CPE_MATCH = pa.struct(
+    [
+        ("vulnerable", pa.bool_()),
+        ("criteria", _TEXT),
+        ("matchCriteriaId", _TEXT),
+        *((k, _TEXT) for k in ("versionStartIncluding", "versionStartExcluding")),
+        *((k, _TEXT) for k in ("versionEndIncluding", "versionEndExcluding")),
+    ]
+)
+_NODE = pa.struct([("operator", _TEXT), ("negate", pa.bool_()), ("cpeMatch", pa.list_(_CPE_MATCH))])
+_CVE_TAGS = pa.list_(pa.struct([("sourceIdentifier", _TEXT), ("tags", pa.list_(_TEXT))]))
+_CVE = pa.schema(
+    [
+        ("id", _TEXT),
+        ("sourceIdentifier", _TEXT),
+        # NVD's timestamps are naive UTC, some ending in Z: the reader takes both as UTC.
+        ("published", pa.timestamp("us", "UTC")),
+        ("lastModified", pa.timestamp("us", "UTC")),
+        ("vulnStatus", _TEXT),
+        *(
+            (k, _TEXT)
+            for k in ("cisaExploitAdd", "cisaActionDue", "cisaRequiredAction", "cisaVulnerabilityName")
+        ),
+        ("cveTags", _CVE_TAGS),
+        ("descriptions", _LANG_VALUE),
+        (
+            "metrics",
+            pa.struct([(key, pa.list_(_metric_type(_CVSS_DATA_FIELDS[key]))) for key in METRIC_KEYS]),
+        ),
+        (
+            "weaknesses",
+            pa.list_(pa.struct([("source", _TEXT), ("type", _TEXT), ("description", _LANG_VALUE)])),
+        ),
+        (
+            "configurations",
+            pa.list_(pa.struct([("operator", _TEXT), ("negate", pa.bool_()), ("nodes", pa.list_(_NODE))])),
+        ),
+        ("references", pa.list_(pa.struct([("url", _TEXT), ("source", _TEXT), ("tags", pa.list_(_TEXT))]))),
+    ]
+)
+
+
+class _Vulnerability(msgspec.Struct):
+    cve: msgspec.Raw
+
+
+class _Page(msgspec.Struct):
+    vulnerabilities: list[_Vulnerability]
+
+
+_PAGE = msgspec.json.Decoder(_Page)
+# Where one record of `vulnerabilities` ends and the next begins. `{"cve":` cannot occur inside a JSON string (its
+# quote would be escaped), and a cut anywhere but between two records leaves brackets open, which the decoder
+# rejects: a chunk never ends mid-record unnoticed.
+_BOUNDARY = re.compile(rb'(\})\s*,\s*(\{)\s*"cve"\s*:')
+_OPEN, _CLOSE = b'{"vulnerabilities":[', b"]}"
+
+
+def _last_boundary(buf: bytes) -> re.Match | None:
+    """The last record boundary in buf, looked for in a tail that doubles until it holds one."""
+    tail = 1 << 16
+    while True:
+        found = None
+        for found in _BOUNDARY.finditer(buf, max(0, len(buf) - tail)):  # noqa: B007
+            pass
+        if found or tail >= len(buf):
+            return found
+        tail *= 2
+
+
+def read_cves(path: Path, chunk_bytes: int) -> Iterator[pa.StringArray]:
+    """The JSON text of each CVE of a page or feed (the value of its `cve` key), in chunks of about chunk_bytes.
+
+    A chunk is cut between two records and wrapped back into a page (`{"vulnerabilities":[` … `]}`), so a feed of any
+    size is read in bounded memory. Raises ConversionError naming the byte where the JSON is malformed.
+    """
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        head, offset, first = b"", 0, True  # offset: where head starts in the file's JSON
+        while True:
+            try:
+                block = f.read(chunk_bytes)
+            except (OSError, EOFError) as e:
+                raise ConversionError(f"{path.name}: cannot decompress: {e}", file=str(path)) from None
+            more = len(block) == chunk_bytes  # a short read is the end of the file
+            buf = head + block
+            del block
+            cut = _last_boundary(buf) if more else None
+            if more and cut is None:
+                head = buf  # no record ends in this chunk yet: read on
+                continue
+            if first and not cut:
+                doc = buf
+            else:  # one copy, wrapped back into a page; buffers are dropped as soon as they are copied
+                end = cut.end(1) if cut else len(buf)
+                doc = b"".join((b"" if first else _OPEN, memoryview(buf)[:end], _CLOSE if cut else b""))
+            head = buf[cut.start(2) :] if cut else b""
+            del buf
+            try:
+                records = [v.cve for v in _PAGE.decode(doc).vulnerabilities]
+            except msgspec.DecodeError as e:
+                shift = offset - (0 if first else len(_OPEN))
+                raise ConversionError(_decode_error(e, path, shift), file=str(path)) from None
+            del doc  # the records keep it until they are copied, back to back, into one string array
+            strings = _strings(records)
+            del records
+            if len(strings):  # an empty page (a window with no changes) has nothing to parse
+                yield strings
+            if not cut:
+                return
+            offset += cut.start(2)
+            first = False
+
+
+def _strings(records: list[msgspec.Raw]) -> pa.StringArray:
+    """The records' text, back to back, as one string array."""
+    lengths = np.fromiter(map(len, records), dtype=np.int32, count=len(records))
+    offsets = np.zeros(len(records) + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    strings = pa.StringArray.from_buffers(
+        len(records), pa.py_buffer(offsets), pa.py_buffer(b"".join(records))
+    )
+    strings.validate(full=True)  # UTF-8, as Parquet's strings must be
+    return strings
+
+
+def _read_ahead(chunks: Iterator[T]) -> Iterator[T]:
+    """The items of an iterator, the next one produced on a thread while the caller works on the current one."""
+    with ThreadPoolExecutor(1, thread_name_prefix="nvd-read") as pool:
+        ahead = pool.submit(next, chunks, None)
+        while (chunk := ahead.result()) is not None:
+            ahead = pool.submit(next, chunks, None)
+            yield chunk
+
+
+def _decode_error(e: msgspec.DecodeError, path: Path, shift: int) -> str:
+    """msgspec's message, its byte offset made relative to the file's JSON."""
+    text = re.sub(r"\(byte (\d+)\)", lambda m: f"(byte {int(m.group(1)) + shift})", str(e))
+    return f"{path.name}: not a valid NVD page: {text}"
+
+
+# pyarrow imports pandas (~50 MB of RSS) the first time pa.array, pa.scalar or to_numpy convert a Python or numpy
+# value: these helpers build Arrow values from buffers instead.
+def _int64(values: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
+    """A numpy array as Arrow int64, null where not valid."""
+    validity = None if valid is None else pa.py_buffer(np.packbits(valid, bitorder="little"))
+    data = pa.py_buffer(np.ascontiguousarray(values, dtype=np.int64))
+    return pa.Array.from_buffers(pa.int64(), len(values), [validity, data])
+
+
+def _text(value: str) -> pa.StringScalar:
+    return _strings([value.encode()])[0]
+
+
+def _numpy(values: pa.Array) -> np.ndarray:
+    """An Arrow integer array without nulls as numpy, zero-copy."""
+    kind = "u" if pa.types.is_unsigned_integer(values.type) else "i"
+    data = np.frombuffer(values.buffers()[1], dtype=f"{kind}{values.type.bit_width // 8}")
+    return data[values.offset : values.offset + len(values)]
+
+
+def _explode(lists: pa.Array) -> tuple[pa.Array, np.ndarray, np.ndarray]:
+    """A list column's items, the row each came from, and its 1-based position in its list."""
+    items = pc.list_flatten(lists)
+    parents = _numpy(pc.list_parent_indices(lists))
+    position = np.arange(len(parents)) - np.searchsorted(parents, parents) + 1  # parents ascend
+    return items, parents, position
+
+
+def _fields(struct: pa.StructArray) -> dict[str, pa.Array]:
+    """A struct column's fields, null where the struct is."""
+    return dict(zip(struct.type.names, struct.flatten(), strict=True))
+
+
+def _first_english(descriptions: pa.Array, n: int) -> pa.Array:
+    """The first English description of each record (null when there is none)."""
+    items, parents, _ = _explode(descriptions)
+    item = _fields(items)
+    english = _numpy(pc.indices_nonzero(pc.equal(item["lang"], _text("en"))))  # null lang: not English
+    rows, first = np.unique(parents[english], return_index=True)
+    pick = np.full(n, -1, dtype=np.int64)
+    pick[rows] = english[first]
+    return item["value"].take(_int64(pick, valid=pick >= 0))
+
+
+def _snake_fields(lists: pa.ListArray) -> pa.ListArray:
+    """A list of structs with its fields renamed to snake_case (a cast would match fields by name)."""
+    items = lists.values
+    renamed = pa.StructArray.from_arrays(items.flatten(), [_snake(f.name) for f in items.type])
+    return pa.ListArray.from_arrays(lists.offsets, renamed, mask=lists.is_null())
+
+
+def _date(text: pa.Array) -> pa.Array:
+    """YYYY-MM-DD as a date; anything else becomes null (as a TRY_CAST would)."""
+    return pc.strptime(text, "%Y-%m-%d", "s", error_is_null=True).cast(pa.date32())
+
+
+# cvssData field -> column (FIRST's v4.0 names; NVD's early ones are folded into them).
+_CVSS_COLUMNS = {
+    name: {"version": "cvss_data_version", "vectorString": "vector_string"}.get(name, _snake(name))
+    for name in CVSS_FIELDS
+    if name != "baseSeverity"
+}
+
+
+def _metric_columns(metrics: pa.StructArray) -> dict[str, pa.Array]:
+    """Every cvssData field as a column (null where the metric type has no such field), then v2's outer flags."""
+    metric = _fields(metrics)
+    data = _fields(metric["cvssData"])
+    for name in CVSS_FIELDS:
+        data.setdefault(name, pa.nulls(len(metrics), pa.float64() if name in _SCORES else _TEXT))
+    cols = {
+        "base_severity": pc.coalesce(data["baseSeverity"], metric["baseSeverity"]),
+        "exploitability_score": metric["exploitabilityScore"],
+        "impact_score": metric["impactScore"],
+    }
+    for name, column in _CVSS_COLUMNS.items():
+        early = NVD_EARLY_V40.get(name)
+        cols[column] = pc.coalesce(data[name], data[early]) if early in data else data[name]
+    cols.update({_snake(k): metric[k] for k in V2_EXTRAS})
+    return cols
+
+
+def _tables(raw: pa.StringArray, source_file: str, first_row: int) -> dict[str, pa.Table]:
+    """The six tables of a chunk of CVEs (the JSON text of each, in page order from first_row)."""
+    n = len(raw)
+    text = raw.buffers()[2]
+    # One block, parsed on this thread: splitting a chunk into blocks for pyarrow's threads cost more CPU than it saved
+    # (the next chunk is read on another thread meanwhile). The reader takes the records back to back, without a
+    # separator; newlines_in_values reads those of pretty-printed pages.
+    parsed = pj.read_json(
+        text,
+        read_options=pj.ReadOptions(use_threads=False, block_size=text.size + 1),
+        parse_options=pj.ParseOptions(
+            explicit_schema=_CVE, newlines_in_values=True, unexpected_field_behavior="ignore"
+        ),
+    )
+    cve = {name: parsed.column(name).chunk(0) for name in parsed.column_names}
+    ids = cve["id"]
+    rows = _int64(np.arange(first_row, first_row + n))
+
+    def table(columns: dict[str, pa.Array], parents: np.ndarray | None = None) -> pa.Table:
+        indices = None if parents is None else _int64(parents)
+        take = (lambda a: a) if indices is None else (lambda a: a.take(indices))
+        count = n if parents is None else len(parents)
+        lineage = {"_source_file": pa.repeat(_text(source_file), count), "_source_row": take(rows)}
+        return pa.Table.from_pydict({"cve_id": take(ids), **columns, **lineage})
+
+    tables = {
+        "cves": table(
+            {
+                "source_identifier": cve["sourceIdentifier"],
+                "published": cve["published"],
+                "last_modified": cve["lastModified"],
+                "vuln_status": cve["vulnStatus"],
+                "description": _first_english(cve["descriptions"], n),
+                "cisa_exploit_add": _date(cve["cisaExploitAdd"]),
+                "cisa_action_due": _date(cve["cisaActionDue"]),
+                "cisa_required_action": cve["cisaRequiredAction"],
+                "cisa_vulnerability_name": cve["cisaVulnerabilityName"],
+                "cve_tags": _snake_fields(cve["cveTags"]),
+                "raw": raw,
+            }
+        )
+    }
+    metrics = []
+    for key, lists in _fields(cve["metrics"]).items():
+        items, parents, _ = _explode(lists)
+        item = _fields(items)
+        version = pa.repeat(_text(METRIC_KEYS[key]), len(items))
+        columns = {"cvss_version": version, "source": item["source"], "type": item["type"]}
+        metrics.append(table({**columns, **_metric_columns(items)}, parents))
+    tables["metrics"] = pa.concat_tables(metrics)
+    weaknesses, parents, _ = _explode(cve["weaknesses"])
+    weakness = _fields(weaknesses)
+    described, within, _ = _explode(weakness["description"])
+    tables["weaknesses"] = table(
+        {
+            "source": weakness["source"].take(_int64(within)),
+            "type": weakness["type"].take(_int64(within)),
+            "cwe_id": _fields(described)["value"],
+        },
+        parents[within],
+    )
+    configurations, parents, configuration_index = _explode(cve["configurations"])
+    configuration = _fields(configurations)
+    nodes, in_configuration, node_index = _explode(configuration["nodes"])
+    node = _fields(nodes)
+    matches, in_node, _ = _explode(node["cpeMatch"])
+    configuration_of = in_configuration[in_node]
+    tables["cpe_matches"] = table(
+        {
+            "configuration_index": _int64(configuration_index[configuration_of]),
+            "configuration_operator": configuration["operator"].take(_int64(configuration_of)),
+            "node_index": _int64(node_index[in_node]),
+            "operator": node["operator"].take(_int64(in_node)),
+            "negate": node["negate"].take(_int64(in_node)),
+            **{_snake(k): v for k, v in _fields(matches).items()},
+        },
+        parents[configuration_of],
+    )
+    references, parents, _ = _explode(cve["references"])
+    tables["references"] = table(_fields(references), parents)
+    descriptions, parents, _ = _explode(cve["descriptions"])
+    tables["descriptions"] = table(_fields(descriptions), parents)
+    return tables
 
 
 def as_page(path: Path, tmp_dir: Path) -> Path:
@@ -280,44 +545,6 @@ def is_feed(path: Path) -> bool:
     return Path(path).name.startswith("nvdcve-")
 
 
-def _stage(con: duckdb.DuckDBPyConnection, pages: list[Path], prefix: str, ctx: Context) -> int:
-    """Load every vulnerability of the pages as JSON into a temporary table (DuckDB spills it under its limit)."""
-    feeds = [p for p in pages if is_feed(p)]
-    inputs = [p for p in pages if not is_feed(p)]
-    con.execute("CREATE TABLE vulns (_source_file VARCHAR, _source_row BIGINT, v JSON)")
-    # One page per statement, checkpointed into the staging file: memory follows one page, not the window.
-    # (read_json with a declared column: read_json_objects needed several times the memory.)
-    for page in inputs:
-        con.execute(
-            f"""INSERT INTO vulns
-            SELECT ? || parse_filename(filename), generate_subscripts(vulnerabilities, 1), unnest(vulnerabilities)
-            FROM read_json({quote_literal(str(page))}, columns = {{'vulnerabilities': 'JSON[]'}}, filename = true,
-                           format = 'auto', maximum_object_size = {_json_size(page) + (1 << 20)})""",
-            [prefix],
-        )
-        con.execute("CHECKPOINT")  # staged rows move to the file, out of DuckDB's memory
-    for feed in feeds:  # a yearly feed is one huge object: streamed record by record instead
-        _stage_feed(con, feed, prefix, ctx)
-    # One row per CVSS metric, of the four metric types, staged in steps of pages as well.
-    con.execute(
-        "CREATE TABLE metric_rows (cve_id VARCHAR, cvss_version VARCHAR, m JSON, _source_file VARCHAR, "
-        "_source_row BIGINT)"
-    )
-    files = [r[0] for r in con.sql("SELECT DISTINCT _source_file FROM vulns ORDER BY 1").fetchall()]
-    for file in files:
-        con.execute(
-            "INSERT INTO metric_rows "
-            + " UNION ALL ".join(
-                f"SELECT v->>'$.cve.id', '{version}', m, _source_file, _source_row FROM vulns, "
-                f"unnest(CAST(v->'$.cve.metrics.{key}' AS JSON[])) AS t(m) WHERE _source_file = $file"
-                for key, version in METRIC_KEYS.items()
-            ),
-            {"file": file},
-        )
-        con.execute("CHECKPOINT")
-    return con.sql("SELECT count(*) FROM vulns").fetchall()[0][0]
-
-
 def _json_size(path: Path) -> int:
     """Uncompressed size of a page: a gzip file ends with it (modulo 4 GiB, far above any page)."""
     if path.suffix != ".gz":
@@ -327,63 +554,64 @@ def _json_size(path: Path) -> int:
         return int.from_bytes(f.read(4), "little")
 
 
-def _stage_feed(con: duckdb.DuckDBPyConnection, feed: Path, prefix: str, ctx: Context) -> None:
-    from etl.sources.nvd_api import iter_feed_cves
-
-    ctx.settings.tmp_dir.mkdir(parents=True, exist_ok=True)
-    ndjson = ctx.settings.tmp_dir / f"{feed.name}.ndjson"
-    try:
-        with open(ndjson, "w", encoding="utf-8") as out:
-            for i, vuln in enumerate(iter_feed_cves(feed), 1):
-                out.write(json.dumps({"f": prefix + feed.name, "i": i, "v": vuln}, default=str) + "\n")
-        con.execute(f"""INSERT INTO vulns SELECT f, i, v FROM read_json({quote_literal(str(ndjson))},
-                        columns = {{'f': 'VARCHAR', 'i': 'BIGINT', 'v': 'JSON'}}, format = 'newline_delimited',
-                        maximum_object_size = {16 << 20})""")
-    finally:
-        ndjson.unlink(missing_ok=True)
-
-
 def convert_file(path: Path, out_dir: Path, dataset: Dataset, ctx: Context) -> ConvertResult:
     """Convert a window folder, a page or a feed into one Parquet file per table: `out_dir/<table>/<name>.parquet`."""
     path = Path(path)
     scratch = ctx.settings.tmp_dir / f"nvd-{os.getpid()}"
-    pages = [as_page(p, scratch) for p in pages_of(path)]
+    budget = ctx.settings.memory_limit
+    # A chunk's JSON is held a few times over (the next chunk read ahead, its text, parsed columns, tables) while
+    # the sinks hold row groups of their own.
+    chunk_bytes = working_bytes(budget) // 4
     stem = path.name.removesuffix(".gz").removesuffix(".json")
     prefix = f"{path.name}/" if path.is_dir() else ""
-    # Staged in a database file of its own: rows of an in-memory database cannot leave memory, a file's can.
-    ctx.settings.tmp_dir.mkdir(parents=True, exist_ok=True)
-    staging = ctx.settings.tmp_dir / f"nvd-{os.getpid()}-{stem}.duckdb"
-    con = connect(ctx.settings, staging, share=0.8)
-    outputs, rows, nbytes = {}, {}, 0
     try:
-        con.execute("SET TimeZone = 'UTC'")
-        try:
-            total = _stage(con, pages, prefix, ctx)
-        except duckdb.Error as e:
-            raise ConversionError(
-                f"cannot read NVD pages: {str(e).splitlines()[0]}",
-                file=str(path),
-                hint="A page is malformed: fetch it again (delete it and rerun)",
-            ) from None
-        # cves carries each record's whole JSON (a few kB): batches are sized for that.
-        rows_per_batch = batch_rows(ctx.settings.memory_limit, 8192)
-        for table in TABLES:
-            out = Path(out_dir) / table / f"{stem}.parquet"
-            with ParquetSink(out, row_group_bytes=row_group_bytes(ctx.settings.memory_limit)) as sink:
-                for batch in con.sql(QUERIES[table]).to_arrow_reader(rows_per_batch):
-                    sink.write(batch)
-            if sink.rows:
-                outputs[table], rows[table] = out, sink.rows
-                nbytes += sink.bytes
+        pages = [as_page(p, scratch) for p in pages_of(path)]
+        with contextlib.ExitStack() as stack:
+            sinks = {
+                t: stack.enter_context(
+                    ParquetSink(
+                        Path(out_dir) / t / f"{stem}.parquet", row_group_bytes=row_group_bytes(budget)
+                    )
+                )
+                for t in TABLES
+            }
+            read = collections.Counter()  # CVEs per page
+            # Pages are decompressed and cut on a thread of their own while pyarrow parses the chunk before.
+            for page, raw in _read_ahead((p, raw) for p in pages for raw in read_cves(p, chunk_bytes)):
+                try:
+                    tables = _tables(raw, prefix + page.name, read[page] + 1)
+                except pa.ArrowInvalid as e:
+                    # a value of the wrong type; pyarrow counts its row from the chunk's first
+                    done = read[page]
+                    at = re.sub(
+                        r"in row (\d+)", lambda m, done=done: f"in record {done + int(m[1]) + 1}", str(e)
+                    )
+                    raise ConversionError(f"{page.name}: {at}", file=str(path)) from None
+                for table, rows in tables.items():
+                    for batch in rows.to_batches():
+                        sinks[table].write(batch)
+                read[page] += len(raw)
+            total = read.total()
+    except ConversionError as e:
+        raise ConversionError(
+            f"cannot read NVD pages: {e.message}",
+            file=str(path),
+            hint="A page is malformed: fetch it again (delete it and rerun)",
+        ) from None
     finally:
-        con.close()
-        for leftover in (staging, Path(f"{staging}.wal")):
-            leftover.unlink(missing_ok=True)
         shutil.rmtree(scratch, ignore_errors=True)
+    outputs = {t: s.path for t, s in sinks.items() if s.rows}
+    rows = {t: s.rows for t, s in sinks.items() if s.rows}
     if rows.get("cves", 0) != total:
         raise ConversionError(f"{total} vulnerabilities read, {rows.get('cves', 0)} written", file=str(path))
     logger.info("%s: %s", path.name, ", ".join(f"{t} {n}" for t, n in rows.items()))
-    return ConvertResult(rows_in=total, rows_out=total, rows_rejected=0, outputs=outputs, bytes_out=nbytes)
+    return ConvertResult(
+        rows_in=total,
+        rows_out=total,
+        rows_rejected=0,
+        outputs=outputs,
+        bytes_out=sum(s.bytes for s in sinks.values()),
+    )
 
 
 def acquire(dataset: Dataset, raw_dir: Path, ctx: Context) -> list[Path]:

@@ -1,4 +1,4 @@
-"""NVD CVE API 2.0: paging under the rate limit, resumable, incremental by lastModified windows; yearly feeds.
+"""NVD CVE API 2.0: paging under the rate limit, resumable, incremental by lastModified windows.
 
 Layout under the output folder: one folder per sync window, `full/` for a full sync and `<start>_<end>/` (UTC,
 `YYYYMMDDTHHMMSSZ`) for an incremental one. A window folder holds `_window.json` (its query, page size, start
@@ -17,7 +17,6 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -360,10 +359,3 @@ def sync(
         reason = f"{e.message}. {e.hint}" if e.hint else e.message
         raise FetchFailures(window_pages(out_dir), [(e.file or str(out_dir), reason)]) from None
     return window_pages(out_dir)
-
-
-def iter_feed_cves(path: Path) -> Iterator[dict]:
-    """Stream the vulnerabilities (`{"cve": {…}}`) of a yearly JSON 2.0 feed (`nvdcve-2.0-YYYY.json.gz`)."""
-    opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rb") as f:
-        yield from ijson.items(f, "vulnerabilities.item", use_float=True)

@@ -1,13 +1,18 @@
 import gzip
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import duckdb
 import pyarrow.parquet as pq
 import pytest
 
+from benchmarks.bench_nvd import NAIVE
+from etl.errors import ConversionError
 from etl.samples.nvd import make_cve, write_sample
-from etl.sources.nvd import TABLES, write_page
-from tests.conftest import samples_dir
+from etl.sources.nvd import TABLES, read_cves, write_page
+from tests.conftest import TEST_BUDGET_MB, etl_measured, samples_dir
 from tests.nvd_emulator import Emulator, serve
 
 
@@ -184,3 +189,178 @@ def test_write_page_round_trip(tmp_path):
     assert (
         json.loads(gzip.decompress(page.read_bytes()))["vulnerabilities"][0]["cve"]["id"] == "CVE-2018-10001"
     )
+
+
+def real_records() -> list[dict]:
+    """Every vulnerability of the shared real samples (pages, `{"cve": …}` wrappers, bare records)."""
+    if samples_dir() is None:
+        return []
+    out = []
+    for path in sorted((samples_dir() / "nvd").glob("*.json")):
+        doc = json.loads(path.read_text())
+        out += doc.get("vulnerabilities", [doc if "cve" in doc else {"cve": doc}])
+    return out
+
+
+def test_tables_equal_a_json_load_flattening(etl, tmp_path):
+    """Every table holds what a plain json.load + Python flattening (the benchmark's naive script) builds."""
+    window = tmp_path / "window"
+    generated = [
+        make_cve(i) for i in range(120)
+    ]  # both generations of v4.0 names, v2, KEV, AND nodes, Rejected
+    for start, vulns in ((0, generated), (120, real_records())):
+        if vulns:
+            write_page(window / f"page-{start:08d}.json.gz", vulns, start, 120 + len(real_records()))
+    assert etl("convert", "nvd", window, "--out", "etl").code == 0
+    (tmp_path / "naive").mkdir()
+    subprocess.run([sys.executable, "-c", NAIVE, str(window), str(tmp_path / "naive")], check=True)
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    for table in TABLES:
+        ours = f"read_parquet('{tmp_path}/etl/{table}/window.parquet')"
+        naive = f"read_parquet('{tmp_path}/naive/{table}/*.parquet', union_by_name = true)"
+        naive_columns = {c.lower() for c in con.sql(f"SELECT * FROM {naive}").columns}
+        # raw and cve_tags differ in form (checked below); lineage differs by the window's name
+        columns = [
+            c
+            for c in con.sql(f"SELECT * FROM {ours}").columns
+            if c in naive_columns and c not in ("raw", "cve_tags", "_source_file")
+        ]
+        assert len(columns) > 3, table
+        select = ", ".join(f'"{c}"' for c in columns)
+        for a, b in ((ours, naive), (naive, ours)):
+            assert (
+                con.sql(f"SELECT {select} FROM {a} EXCEPT ALL SELECT {select} FROM {b}").fetchall() == []
+            ), table
+    pairs = con.sql(
+        f"SELECT o.raw, n.raw FROM '{tmp_path}/etl/cves/window.parquet' o "
+        f"JOIN read_parquet('{tmp_path}/naive/cves/*.parquet') n USING (_source_row, cve_id)"
+    ).fetchall()
+    assert len(pairs) == 120 + len(real_records())
+    assert all(json.loads(ours) == json.loads(naive) for ours, naive in pairs)
+
+
+def test_unknown_fields_anywhere_are_skipped_and_kept_in_raw(etl, tmp_path):
+    cve = make_cve(11)["cve"]  # carries metrics.ssvcV203 and a top-level affected array
+    metric = cve["metrics"]["cvssMetricV31"][0]
+    metric["cvssData"]["threatScore"] = {"not": ["a", "number"]}
+    metric["newOuter"] = [None, 1.5]
+    cve["configurations"][0]["nodes"][0]["cpeMatch"][0]["newBound"] = 3
+    cve["references"][0]["newThing"] = {"deep": {"er": True}}
+    cve["descriptions"][0]["media"] = [{"type": "text/html"}]
+    write_page(tmp_path / "w" / "page-00000000.json.gz", [{"cve": cve, "sibling": [1]}], 0, 1)
+    assert etl("convert", "nvd", tmp_path / "w", "--out", "out").code == 0
+    (raw,) = rows(tmp_path / "out/cves/w.parquet", "SELECT raw FROM t")[0]
+    assert json.loads(raw) == cve
+    got = rows(tmp_path / "out/metrics/w.parquet", "SELECT base_score FROM t WHERE cvss_version = '3.1'")
+    assert got == [(metric["cvssData"]["baseScore"],)]
+    assert rows(tmp_path / "out/references/w.parquet", "SELECT url FROM t") == [
+        (cve["references"][0]["url"],)
+    ]
+
+
+@pytest.mark.parametrize("indent", [None, 2])
+def test_records_are_cut_between_any_two_records(tmp_path, indent):
+    """Chunks of any size, compact or pretty-printed JSON, keys after the array: each record's text, once."""
+    vulns = [make_cve(i) for i in range(40)]
+    path = tmp_path / "page.json"
+    path.write_text(
+        json.dumps({"resultsPerPage": 40, "vulnerabilities": vulns, "after": {"x": [1]}}, indent=indent)
+    )
+    for chunk_bytes in (1000, 7777, 1 << 20):
+        got = [json.loads(text) for chunk in read_cves(path, chunk_bytes) for text in chunk.to_pylist()]
+        assert got == [v["cve"] for v in vulns], chunk_bytes
+
+
+def test_empty_pages_convert_to_no_rows(etl, tmp_path, window):
+    write_page(window / "page-00000300.json.gz", [], 300, 300)  # an incremental window with no changes
+    (tmp_path / "empty.json").write_text('{\r\n  "resultsPerPage": 0,\r\n  "vulnerabilities": [ ]\r\n}')
+    r = etl("--json", "convert", "nvd", window, tmp_path / "empty.json", "--out", "out")
+    assert r.code == 0, r.err
+    assert json.loads(r.out)["rows"] == 300
+    assert not (tmp_path / "out/cves/empty.parquet").exists()
+
+
+def test_malformed_json_names_the_page_and_the_byte(etl, tmp_path, window):
+    text = json.dumps({"resultsPerPage": 30, "vulnerabilities": [make_cve(i) for i in range(30)]})
+    at = text.index('"CVE-2018-10025"')
+    bad = tmp_path / "bad.json"
+    bad.write_text(text[:at] + "x" + text[at + 1 :])
+    for chunk_bytes in (1000, 1 << 20):
+        with pytest.raises(ConversionError, match=rf"bad.json: .*\(byte {at}\)"):
+            list(read_cves(bad, chunk_bytes))
+    r = etl("convert", "nvd", bad, window, "--out", "out")
+    assert (
+        r.code == 1
+        and f"bad.json: not a valid NVD page: JSON is malformed: invalid character (byte {at})" in r.err
+    )
+    assert (tmp_path / "out/cves/window.parquet").exists()  # the other input still converts
+    assert not (tmp_path / "out/cves/bad.parquet").exists()
+
+
+def test_a_value_of_the_wrong_type_names_the_page_and_the_record(etl, tmp_path):
+    vulns = [make_cve(i) for i in range(1, 5)]
+    vulns[2]["cve"]["metrics"]["cvssMetricV31"][0]["cvssData"]["baseScore"] = "high"
+    write_page(tmp_path / "w" / "page-00000000.json.gz", vulns, 0, 4)
+    r = etl("convert", "nvd", tmp_path / "w", "--out", "out")
+    assert r.code == 1 and "page-00000000.json.gz: JSON parse error" in r.err and "in record 3" in r.err, (
+        r.err
+    )
+
+
+def write_feed(path: Path, count: int, distinct: int | None = None) -> list[str]:
+    """A yearly feed as NVD publishes it, written record by record (the first `distinct` records repeated)."""
+    header = {"resultsPerPage": count, "startIndex": 0, "totalResults": count, "format": "NVD_CVE"}
+    header |= {"version": "2.0", "timestamp": "2026-11-22T03:00:01.123"}
+    texts = [json.dumps(make_cve(i)) for i in range(distinct or count)]
+    with gzip.open(path, "wt", compresslevel=1) as f:
+        f.write(json.dumps(header)[:-1] + ', "vulnerabilities": [')
+        for i in range(count):
+            f.write(("," if i else "") + texts[i % len(texts)])
+        f.write("]}")
+    return [make_cve(i % len(texts))["cve"]["id"] for i in range(count)]
+
+
+def test_a_yearly_feed_converts_record_by_record(etl, tmp_path):
+    feed = tmp_path / "nvdcve-2.0-2024.json.gz"
+    ids = write_feed(feed, 30)
+    r = etl("--json", "convert", "nvd", feed, "--out", "out")
+    assert r.code == 0, r.err
+    got = rows(tmp_path / "out/cves/nvdcve-2.0-2024.parquet", "SELECT cve_id, _source_row FROM t ORDER BY 2")
+    assert got == [(cve_id, i) for i, cve_id in enumerate(ids, 1)]
+
+
+def test_converting_loads_neither_pandas_nor_duckdb_nor_the_other_datasets(tmp_path, window):
+    """Their libraries would take 30-50 MB each of a 256 MB budget; a dataset convert does not use is not checked."""
+    (tmp_path / "etl.toml").write_text(
+        '[datasets.deaths]\nkind = "csv"\npaths = ["x.csv"]\nnot_an_option = 1\n'
+    )
+    code = (
+        "import sys; from etl.cli import main; assert main(sys.argv[1:]) == 0; "
+        "print(sorted(m for m in ('pandas', 'duckdb', 'polars') if m in sys.modules))"
+    )
+    argv = [sys.executable, "-c", code, "--quiet", "convert", "nvd", str(window), "--out", "out"]
+    proc = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
+@pytest.mark.slow
+def test_memory_stays_within_the_budget_whatever_the_input_size(tmp_path):
+    """A window of full pages and a feed, each more JSON than the budget, convert within it."""
+    window = tmp_path / "window"
+    window.mkdir()
+    texts = [json.dumps(make_cve(i)) for i in range(2000)]
+    page = '{"resultsPerPage": 2000, "vulnerabilities": [' + ", ".join(texts) + "]}"
+    pages = 80  # 2,000 CVEs each, about 4 MB of JSON: 340 MB in all
+    for p in range(pages):
+        (window / f"page-{p * 2000:08d}.json.gz").write_bytes(gzip.compress(page.encode(), compresslevel=1))
+    feed = tmp_path / "nvdcve-2.0-2020.json.gz"
+    write_feed(feed, pages * 2000, distinct=2000)
+    assert (pages * len(page)) >> 20 > TEST_BUDGET_MB
+    code, out, err, peak = etl_measured(
+        tmp_path, "--json", "convert", "nvd", window, feed, "--out", tmp_path / "out"
+    )
+    assert code == 0, err
+    assert json.loads(out)["rows"] == 2 * pages * 2000
+    assert peak < TEST_BUDGET_MB, f"peak RSS {peak:.0f} MB at a {TEST_BUDGET_MB} MB budget"

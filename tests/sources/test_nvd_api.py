@@ -1,4 +1,4 @@
-"""The NVD CVE API pager against the emulator on loopback: paging, the rate limit, faults, resume, windows, feeds."""
+"""The NVD CVE API pager against the emulator on loopback: paging, the rate limit, faults, resume, windows."""
 
 import datetime as dt
 import gzip
@@ -16,9 +16,8 @@ import pytest
 import requests
 
 from etl.errors import FetchError
-from etl.sources.nvd_api import COMPLETE, FULL, iter_feed_cves, parse_time, sync
+from etl.sources.nvd_api import COMPLETE, FULL, parse_time, sync
 from etl.state import StateStore
-from tests.conftest import samples_dir
 from tests.nvd_emulator import BASE, Emulator, make_cve, nvd_emulator_fixture, running  # noqa: F401
 
 NOW = BASE + dt.timedelta(days=30)
@@ -258,50 +257,6 @@ def test_without_a_key_no_apikey_header_is_sent(nvd_emulator, tmp_path, monkeypa
     monkeypatch.delenv("NVD_API_KEY", raising=False)
     run_sync(tmp_path, url)
     assert {r["apiKey"] for r in emulator.requests} == {None}
-
-
-def write_feed(path: Path, count: int) -> list[str]:
-    """A yearly feed as NVD publishes it, written record by record."""
-    header = {"resultsPerPage": count, "startIndex": 0, "totalResults": count, "format": "NVD_CVE"}
-    header |= {"version": "2.0", "timestamp": "2026-11-22T03:00:01.123"}
-    with gzip.open(path, "wt", compresslevel=1) as f:
-        f.write(json.dumps(header)[:-1] + ', "vulnerabilities": [')
-        for i in range(count):
-            f.write(("," if i else "") + json.dumps(make_cve(i)))
-        f.write("]}")
-    return [make_cve(i)["cve"]["id"] for i in range(count)]
-
-
-def test_yearly_feeds_are_streamed_record_by_record(tmp_path):
-    feed = tmp_path / "nvdcve-2.0-2024.json.gz"
-    ids = write_feed(feed, 30)
-    records = list(iter_feed_cves(feed))
-    assert [v["cve"]["id"] for v in records] == ids
-    assert records[7] == make_cve(7)  # numbers as floats, nothing lost
-
-
-@pytest.mark.skipif(samples_dir() is None, reason="shared samples not present")
-def test_a_real_page_reads_as_json_load_reads_it():
-    path = samples_dir() / "nvd" / "nvdlib__search_full_page.json"
-    assert list(iter_feed_cves(path)) == json.loads(path.read_text())["vulnerabilities"]
-
-
-def peak_rss_mb(code: str, *args: str) -> float:
-    argv = [sys.executable, "-m", "etl.memory", sys.executable, "-c", code, *args]
-    proc = subprocess.run(argv, capture_output=True, text=True, check=True)
-    return float(proc.stderr.strip().splitlines()[-1].removeprefix("peak_rss_mb="))
-
-
-def test_reading_a_feed_keeps_memory_flat(tmp_path):
-    small, big = tmp_path / "nvdcve-2.0-2019.json.gz", tmp_path / "nvdcve-2.0-2020.json.gz"
-    write_feed(small, 10)
-    write_feed(big, 40_000)  # about 85 MB of JSON, several hundred MB as Python objects
-    code = (
-        "import sys; from etl.sources.nvd_api import iter_feed_cves; "
-        "n = sum(1 for _ in iter_feed_cves(sys.argv[1])); assert n == int(sys.argv[2]), n"
-    )
-    baseline = peak_rss_mb(code, str(small), "10")
-    assert peak_rss_mb(code, str(big), "40000") - baseline < 20
 
 
 def cursor_chain_ok(raw: Path, cursor: str | None) -> bool:
