@@ -166,10 +166,9 @@ def _rstripped(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _field_bytes(block: np.ndarray, fld: DbfField) -> np.ndarray:
-    """One field of every record, as a contiguous (records, length) array.
-
-    Copied as items of `length` bytes: 1.5x faster than numpy's copy of the strided 2-D slice.
-    """
+    """One field of every record, as a contiguous (records, length) array: numpy's operations on it run several
+    times faster than on the strided slice of the records, and copying it as items of `length` bytes is 1.5x
+    faster than copying that slice."""
     items = np.ndarray((len(block),), f"V{fld.length}", block, fld.offset, (block.strides[0],))
     return items.copy().view(np.uint8).reshape(len(block), fld.length)
 
@@ -226,7 +225,6 @@ def _right_aligned(block: np.ndarray, typ: pa.DataType) -> pa.Array | None:
     decimals, the point in its fixed column. None when some value of the block has another form (a sign, a
     comma, overflow stars, left alignment): the general parser handles those.
     """
-    block = np.ascontiguousarray(block)  # numpy is several times slower on the strided column
     n, width = block.shape
     scale = typ.scale if pa.types.is_decimal(typ) else 0
     point = width - scale - 1 if scale else -1
