@@ -13,6 +13,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from etl.arrays import int64_array, text_scalar
+
 MB = 1024 * 1024
 
 # Arrow's default mimalloc pool keeps freed memory mapped; jemalloc returns it after `decay` ms, so peak RSS
@@ -74,19 +76,8 @@ def remove_partials(root: Path) -> list[Path]:
 
 
 def lineage_columns(source_file: str, rows: np.ndarray) -> list[pa.Array]:
-    """`_source_file` and `_source_row` arrays for the given 1-based row numbers.
-
-    Built from buffers: `pa.array`/`pa.scalar` on Python or numpy values import pandas when it is installed
-    (0.4 s, 40 MB), a cost a short conversion should not pay.
-    """
-    name = source_file.encode()
-    offsets = np.array([0, len(name)], np.int32)
-    one = pa.StringArray.from_buffers(1, pa.py_buffer(offsets), pa.py_buffer(name))
-    rows = np.ascontiguousarray(rows, np.int64)
-    return [
-        pa.repeat(one[0], len(rows)),
-        pa.Array.from_buffers(pa.int64(), len(rows), [None, pa.py_buffer(rows)]),
-    ]
+    """`_source_file` and `_source_row` arrays for the given 1-based row numbers."""
+    return [pa.repeat(text_scalar(source_file), len(rows)), int64_array(rows)]
 
 
 def with_lineage(batch: pa.RecordBatch, source_file: str, first_row: int) -> pa.RecordBatch:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from etl.arrays import text_scalar
 from etl.config import Dataset, Settings
 from etl.errors import ConfigError, SourceError
 from etl.memory import MB, batch_rows
@@ -265,6 +266,6 @@ def _write_rejects(table: pa.Table | None, out: Path, source_file: str) -> None:
     if table is None or table.num_rows == 0:
         out.unlink(missing_ok=True)
         return
-    table = table.append_column("_source_file", pa.repeat(pa.scalar(source_file), table.num_rows))
+    table = table.append_column("_source_file", pa.repeat(text_scalar(source_file), table.num_rows))
     with atomic_path(out) as tmp:
         pq.write_table(table, tmp, compression="zstd")

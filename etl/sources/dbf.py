@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from etl.arrays import NULL_TEXT, bool_array, text_scalar
 from etl.config import Dataset
 from etl.errors import ConversionError, SourceError
 from etl.memory import batch_rows
@@ -194,10 +195,7 @@ def _strings(block: np.ndarray, encoding: str) -> pa.Array:
     return pa.StringArray.from_buffers(n, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(out))
 
 
-# Scalars built from buffers: pa.scalar() and Python literals in compute calls import pandas when it is
-# installed (0.4 s, 40 MB), which a conversion of a few seconds should not pay.
-NULL_TEXT = pa.nulls(1, pa.string())[0]
-EMPTY_TEXT = pa.StringArray.from_buffers(1, pa.py_buffer(np.zeros(2, np.int32)), pa.py_buffer(b""))[0]
+EMPTY_TEXT = text_scalar("")  # not a Python literal in compute calls: see etl.arrays
 _INT = r"^[+-]?[0-9]+$"
 _DEC = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)$"
 
@@ -265,8 +263,7 @@ def _bools(block: np.ndarray) -> pa.Array:
     first = block[:, 0]
     true = np.isin(first, np.frombuffer(b"TtYy", np.uint8))
     false = np.isin(first, np.frombuffer(b"FfNn", np.uint8))
-    bits = [pa.py_buffer(np.packbits(b, bitorder="little")) for b in (true | false, true)]
-    return pa.Array.from_buffers(pa.bool_(), len(first), bits)
+    return bool_array(true, valid=true | false)
 
 
 def read_batches(

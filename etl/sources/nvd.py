@@ -31,6 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
+from etl.arrays import int64_array, text_array, text_scalar
 from etl.config import Dataset
 from etl.errors import ConversionError, SourceError
 from etl.memory import working_bytes
@@ -302,7 +303,7 @@ def read_cves(path: Path, chunk_bytes: int) -> Iterator[pa.StringArray]:
                 shift = offset - (0 if first else len(_OPEN))
                 raise ConversionError(_decode_error(e, path, shift), file=str(path)) from None
             del doc  # the records keep it until they are copied, back to back, into one string array
-            strings = _strings(records)
+            strings = text_array(records)
             del records
             if len(strings):  # an empty page (a window with no changes) has nothing to parse
                 yield strings
@@ -310,18 +311,6 @@ def read_cves(path: Path, chunk_bytes: int) -> Iterator[pa.StringArray]:
                 return
             offset += cut.start(2)
             first = False
-
-
-def _strings(records: list[msgspec.Raw]) -> pa.StringArray:
-    """The records' text, back to back, as one string array."""
-    lengths = np.fromiter(map(len, records), dtype=np.int32, count=len(records))
-    offsets = np.zeros(len(records) + 1, dtype=np.int32)
-    np.cumsum(lengths, out=offsets[1:])
-    strings = pa.StringArray.from_buffers(
-        len(records), pa.py_buffer(offsets), pa.py_buffer(b"".join(records))
-    )
-    strings.validate(full=True)  # UTF-8, as Parquet's strings must be
-    return strings
 
 
 def _read_ahead(chunks: Iterator[T]) -> Iterator[T]:
@@ -337,19 +326,6 @@ def _decode_error(e: msgspec.DecodeError, path: Path, shift: int) -> str:
     """msgspec's message, its byte offset made relative to the file's JSON."""
     text = re.sub(r"\(byte (\d+)\)", lambda m: f"(byte {int(m.group(1)) + shift})", str(e))
     return f"{path.name}: not a valid NVD page: {text}"
-
-
-# pyarrow imports pandas (~50 MB of RSS) the first time pa.array, pa.scalar or to_numpy convert a Python or numpy
-# value: these helpers build Arrow values from buffers instead.
-def _int64(values: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
-    """A numpy array as Arrow int64, null where not valid."""
-    validity = None if valid is None else pa.py_buffer(np.packbits(valid, bitorder="little"))
-    data = pa.py_buffer(np.ascontiguousarray(values, dtype=np.int64))
-    return pa.Array.from_buffers(pa.int64(), len(values), [validity, data])
-
-
-def _text(value: str) -> pa.StringScalar:
-    return _strings([value.encode()])[0]
 
 
 def _numpy(values: pa.Array) -> np.ndarray:
@@ -376,11 +352,11 @@ def _first_english(descriptions: pa.Array, n: int) -> pa.Array:
     """The first English description of each record (null when there is none)."""
     items, parents, _ = _explode(descriptions)
     item = _fields(items)
-    english = _numpy(pc.indices_nonzero(pc.equal(item["lang"], _text("en"))))  # null lang: not English
+    english = _numpy(pc.indices_nonzero(pc.equal(item["lang"], text_scalar("en"))))  # null lang: not English
     rows, first = np.unique(parents[english], return_index=True)
     pick = np.full(n, -1, dtype=np.int64)
     pick[rows] = english[first]
-    return item["value"].take(_int64(pick, valid=pick >= 0))
+    return item["value"].take(int64_array(pick, valid=pick >= 0))
 
 
 def _snake_fields(lists: pa.ListArray) -> pa.ListArray:
@@ -437,13 +413,13 @@ def _tables(raw: pa.StringArray, source_file: str, first_row: int) -> dict[str, 
     )
     cve = {name: parsed.column(name).chunk(0) for name in parsed.column_names}
     ids = cve["id"]
-    rows = _int64(np.arange(first_row, first_row + n))
+    rows = int64_array(np.arange(first_row, first_row + n))
 
     def table(columns: dict[str, pa.Array], parents: np.ndarray | None = None) -> pa.Table:
-        indices = None if parents is None else _int64(parents)
+        indices = None if parents is None else int64_array(parents)
         take = (lambda a: a) if indices is None else (lambda a: a.take(indices))
         count = n if parents is None else len(parents)
-        lineage = {"_source_file": pa.repeat(_text(source_file), count), "_source_row": take(rows)}
+        lineage = {"_source_file": pa.repeat(text_scalar(source_file), count), "_source_row": take(rows)}
         return pa.Table.from_pydict({"cve_id": take(ids), **columns, **lineage})
 
     tables = {
@@ -467,7 +443,7 @@ def _tables(raw: pa.StringArray, source_file: str, first_row: int) -> dict[str, 
     for key, lists in _fields(cve["metrics"]).items():
         items, parents, _ = _explode(lists)
         item = _fields(items)
-        version = pa.repeat(_text(METRIC_KEYS[key]), len(items))
+        version = pa.repeat(text_scalar(METRIC_KEYS[key]), len(items))
         columns = {"cvss_version": version, "source": item["source"], "type": item["type"]}
         metrics.append(table({**columns, **_metric_columns(items)}, parents))
     tables["metrics"] = pa.concat_tables(metrics)
@@ -476,8 +452,8 @@ def _tables(raw: pa.StringArray, source_file: str, first_row: int) -> dict[str, 
     described, within, _ = _explode(weakness["description"])
     tables["weaknesses"] = table(
         {
-            "source": weakness["source"].take(_int64(within)),
-            "type": weakness["type"].take(_int64(within)),
+            "source": weakness["source"].take(int64_array(within)),
+            "type": weakness["type"].take(int64_array(within)),
             "cwe_id": _fields(described)["value"],
         },
         parents[within],
@@ -490,11 +466,11 @@ def _tables(raw: pa.StringArray, source_file: str, first_row: int) -> dict[str, 
     configuration_of = in_configuration[in_node]
     tables["cpe_matches"] = table(
         {
-            "configuration_index": _int64(configuration_index[configuration_of]),
-            "configuration_operator": configuration["operator"].take(_int64(configuration_of)),
-            "node_index": _int64(node_index[in_node]),
-            "operator": node["operator"].take(_int64(in_node)),
-            "negate": node["negate"].take(_int64(in_node)),
+            "configuration_index": int64_array(configuration_index[configuration_of]),
+            "configuration_operator": configuration["operator"].take(int64_array(configuration_of)),
+            "node_index": int64_array(node_index[in_node]),
+            "operator": node["operator"].take(int64_array(in_node)),
+            "negate": node["negate"].take(int64_array(in_node)),
             **{_snake(k): v for k, v in _fields(matches).items()},
         },
         parents[configuration_of],
