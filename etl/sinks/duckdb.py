@@ -15,7 +15,9 @@ from etl.memory import MB, duckdb_memory_limit, duckdb_threads
 from etl.sinks.parquet import atomic_path
 from etl.sources import SINGLE_TABLE
 
-if TYPE_CHECKING:  # imported where used (0.13 s): the CLI loads every source, most never open DuckDB
+# DuckDB is imported where used (0.13 s, ~30 MB): `etl run` loads every dataset's source, and a step that
+# does not open DuckDB should not carry it.
+if TYPE_CHECKING:
     import duckdb
 
 logger = logging.getLogger(__name__)

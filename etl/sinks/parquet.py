@@ -17,15 +17,14 @@ from etl.arrays import int64_array, text_scalar
 
 MB = 1024 * 1024
 
-# Arrow's default mimalloc pool keeps freed memory mapped; jemalloc returns it after `decay` ms, so peak RSS
-# follows the batches in flight (measured here: 269 MB -> 237 MB peak converting a 1 GB CSV at 256 MB). A decay
-# of 0 returned pages so eagerly that system CPU doubled (3.0 s -> 1.7 s for that CSV at 100 ms, with the same
-# peak RSS); NVD pages at 256 MB peaked ~10 MB higher.
-try:
+# jemalloc, not Arrow's default mimalloc, which kept freed memory mapped (269 MB -> 237 MB peak converting a 1 GB
+# CSV at 256 MB). etl/__init__.py makes it the default pool of Arrow's C++ code; this covers Python-side allocations
+# in a process (a notebook) that imported pyarrow before etl. Freed pages go back after 100 ms: at 0 they went so
+# eagerly that system CPU doubled (3.0 s -> 1.7 s for that CSV at 100 ms, same peak RSS); NVD pages at 256 MB
+# peaked ~10 MB higher.
+with contextlib.suppress(NotImplementedError):  # a pyarrow built without jemalloc
     pa.set_memory_pool(pa.jemalloc_memory_pool())
     pa.jemalloc_set_decay_ms(100)
-except NotImplementedError:  # a pyarrow built without jemalloc
-    pass
 TMP_SUFFIX = ".tmp"
 DEFAULT_ROW_GROUP_BYTES = 64 * MB
 SAMPLE_ROWS = 16_384  # rows of the first row group that choose the columns' encodings

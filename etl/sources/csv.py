@@ -189,7 +189,7 @@ def read_batches(
     Rows that do not parse or do not fit their type are not yielded; after the last batch they are passed to
     `on_rejects` as a table (line, error_type, reason, raw). Batches are bounded by the memory budget.
     """
-    import duckdb  # where used: the CLI loads every source to list its options
+    import duckdb  # where used, as in etl.sinks.duckdb
 
     path = Path(path)
     _check_input(path)

@@ -110,7 +110,8 @@ class Decompression:
         parts, got = [], 0
         while got < n:
             finished = self._proc.poll() is not None  # checked first: what it wrote before is on disk
-            chunk = self._opened().read(n - got) if self._opened() else b""
+            f = self._opened()
+            chunk = f.read(n - got) if f else b""
             if chunk:
                 parts.append(chunk)
                 got += len(chunk)

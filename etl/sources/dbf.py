@@ -103,18 +103,25 @@ def parse_header(f: BinaryIO, file_name: str) -> DbfHeader:
     return DbfHeader(records, hlen, reclen, fields)
 
 
-def read_header(path: Path) -> DbfHeader:
-    """The header of a DBF on disk; an error names the file and what is wrong, a truncated file included."""
+@contextlib.contextmanager
+def open_dbf(path: Path) -> Iterator[tuple[BinaryIO, DbfHeader]]:
+    """A DBF on disk, open at its first record, and its header; an error names the file and what is wrong, a
+    truncated file included."""
     with open(path, "rb") as f:
         header = parse_header(f, str(path))
-    readable = (Path(path).stat().st_size - header.header_length) // header.record_length
-    if readable < header.records:
-        raise SourceError(
-            f"truncated: the header declares {header.records} records, the file holds {readable}",
-            file=str(path),
-            hint="Fetch the file again",
-        )
-    return header
+        readable = (Path(path).stat().st_size - header.header_length) // header.record_length
+        if readable < header.records:
+            raise SourceError(
+                f"truncated: the header declares {header.records} records, the file holds {readable}",
+                file=str(path),
+                hint="Fetch the file again",
+            )
+        yield f, header
+
+
+def read_header(path: Path) -> DbfHeader:
+    with open_dbf(path) as (_, header):
+        return header
 
 
 def arrow_type(f: DbfField) -> pa.DataType:
@@ -280,9 +287,7 @@ def read_batches(
     With `lineage`, each batch carries `_source_file` (that name) and `_source_row` (the record's 1-based
     index in the file, deleted records included). `stats` collects deleted records and untyped values.
     """
-    header = read_header(path)
-    with open(path, "rb") as f:
-        f.seek(header.header_length)
+    with open_dbf(path) as (f, header):
         yield from _batches(
             f,
             header,
@@ -390,9 +395,7 @@ def convert_dbf(
     stats = DbfStats()
     with contextlib.ExitStack() as files:
         if stream is None:
-            header = read_header(path)
-            stream = files.enter_context(open(path, "rb"))
-            stream.seek(header.header_length)
+            stream, header = files.enter_context(open_dbf(path))
         else:
             header = parse_header(stream, source_name)
         with (

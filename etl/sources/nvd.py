@@ -35,7 +35,7 @@ from etl.arrays import int64_array, text_array, text_scalar
 from etl.config import Dataset
 from etl.errors import ConversionError, SourceError
 from etl.memory import working_bytes
-from etl.sinks.parquet import ParquetSink, row_group_bytes
+from etl.sinks.parquet import ParquetSink, atomic_path, lineage_columns, row_group_bytes
 from etl.sources import Context, ConvertResult, local_files
 
 logger = logging.getLogger(__name__)
@@ -159,8 +159,14 @@ _SCORES = ("baseScore", "temporalScore", "environmentalScore")
 # The cvssData fields of each metric type (FIRST's JSON schemas of CVSS v2.0, v3.x and v4.0, as far as CVSS_FIELDS
 # names them). The reader declares only these per type: filling every other field of every metric with nulls took
 # it a third longer. v4.0 dropped the temporal and environmental scores and renamed the impacts (vuln*, sub*).
-_ALL = {"version", "vectorString", "baseScore", "confidentialityRequirement", "integrityRequirement"}
-_ALL |= {"availabilityRequirement"}
+_ALL = {
+    "version",
+    "vectorString",
+    "baseScore",
+    "confidentialityRequirement",
+    "integrityRequirement",
+    "availabilityRequirement",
+}
 _V2_ONLY = {"accessVector", "accessComplexity", "authentication"}
 _V3_ONLY = {"scope", "exploitCodeMaturity"}
 _V2_V3 = {
@@ -169,8 +175,9 @@ _V2_V3 = {
     "availabilityImpact",
     "remediationLevel",
     "reportConfidence",
+    "temporalScore",
+    "environmentalScore",
 }
-_V2_V3 |= {"temporalScore", "environmentalScore"}
 _V3_V4 = {"baseSeverity", "attackVector", "attackComplexity", "privilegesRequired", "userInteraction"}
 _V3_V4 |= {"modified" + f[0].upper() + f[1:] for f in _V3_V4 - {"baseSeverity"}}
 _V2_DATA = [f for f in CVSS_FIELDS if f in _ALL | _V2_ONLY | _V2_V3]
@@ -397,7 +404,7 @@ def _metric_columns(metrics: pa.StructArray) -> dict[str, pa.Array]:
     return cols
 
 
-def _tables(raw: pa.StringArray, source_file: str, first_row: int) -> dict[str, pa.Table]:
+def _tables(raw: pa.StringArray, source_file_name: str, first_row: int) -> dict[str, pa.Table]:
     """The six tables of a chunk of CVEs (the JSON text of each, in page order from first_row)."""
     n = len(raw)
     text = raw.buffers()[2]
@@ -413,14 +420,16 @@ def _tables(raw: pa.StringArray, source_file: str, first_row: int) -> dict[str, 
     )
     cve = {name: parsed.column(name).chunk(0) for name in parsed.column_names}
     ids = cve["id"]
-    rows = int64_array(np.arange(first_row, first_row + n))
+    rows = np.arange(first_row, first_row + n)
 
     def table(columns: dict[str, pa.Array], parents: np.ndarray | None = None) -> pa.Table:
-        indices = None if parents is None else int64_array(parents)
-        take = (lambda a: a) if indices is None else (lambda a: a.take(indices))
-        count = n if parents is None else len(parents)
-        lineage = {"_source_file": pa.repeat(text_scalar(source_file), count), "_source_row": take(rows)}
-        return pa.Table.from_pydict({"cve_id": take(ids), **columns, **lineage})
+        cve_id = ids if parents is None else ids.take(int64_array(parents))
+        source_file, source_row = lineage_columns(
+            source_file_name, rows if parents is None else rows[parents]
+        )
+        return pa.Table.from_pydict(
+            {"cve_id": cve_id, **columns, "_source_file": source_file, "_source_row": source_row}
+        )
 
     tables = {
         "cves": table(
@@ -638,8 +647,6 @@ def write_page(path: Path, vulnerabilities: list[dict], start_index: int, total:
         "timestamp": "2026-11-01T00:00:00.000",
         "vulnerabilities": vulnerabilities,
     }
-    from etl.sinks.parquet import atomic_path
-
     with atomic_path(path) as tmp, gzip.open(tmp, "wt", encoding="utf-8") as f:
         json.dump(page, f)
     return path

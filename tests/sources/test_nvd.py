@@ -205,9 +205,8 @@ def real_records() -> list[dict]:
 def test_tables_equal_a_json_load_flattening(etl, tmp_path):
     """Every table holds what a plain json.load + Python flattening (the benchmark's naive script) builds."""
     window = tmp_path / "window"
-    generated = [
-        make_cve(i) for i in range(120)
-    ]  # both generations of v4.0 names, v2, KEV, AND nodes, Rejected
+    # both generations of v4.0 names, v2, KEV, AND nodes, Rejected
+    generated = [make_cve(i) for i in range(120)]
     for start, vulns in ((0, generated), (120, real_records())):
         if vulns:
             write_page(window / f"page-{start:08d}.json.gz", vulns, start, 120 + len(real_records()))
