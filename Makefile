@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP) ## Create .venv and install etl with its dev extras
 
 etl: $(STAMP) ## Run the whole pipeline on etl.toml (generates sample inputs when missing)
-	$(BIN)/etl run --config etl.toml
+	$(BIN)/etl --config etl.toml run
 
 test: $(STAMP) ## Run the test suite (slow tests included)
 	$(BIN)/pytest

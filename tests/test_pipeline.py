@@ -6,11 +6,14 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import duckdb
 import pytest
 
 from etl.samples.csv import write_sample
+
+MAKEFILE = Path(__file__).resolve().parents[1] / "Makefile"
 
 CONFIG = """
 [etl]
@@ -54,6 +57,14 @@ def test_run_converts_builds_the_warehouse_and_reports(etl, project):
     assert report["run_id"] == summary["run_id"]
     status = etl("status")
     assert "raw/deaths/deaths.csv  converted" in status.out
+
+
+def test_make_etl_runs_the_pipeline(etl, project):
+    """The Makefile's `etl` recipe, with the arguments `make etl` gives it, on this project's etl.toml."""
+    recipe = next(line for line in MAKEFILE.read_text().splitlines() if "$(BIN)/etl " in line)
+    r = etl(*recipe.split("$(BIN)/etl ", 1)[1].split())
+    assert r.code == 0, r.err
+    assert (project / "data/warehouse.duckdb").exists()
 
 
 def test_second_run_skips_and_force_redoes(etl, project):
