@@ -85,6 +85,31 @@ def test_encodings_follow_the_first_row_group(tmp_path):
     dictionary = {name for name, c in chunks.items() if "RLE_DICTIONARY" in c.encodings}
     assert dictionary == {"uf", "sexo", "_source_file"}  # few distinct values; ids and ages stay plain
     with_stats = {name for name, c in chunks.items() if c.is_stats_set}
-    assert with_stats == {"uf", "sexo", "idade", "_source_file", "_source_row"}  # not text written plain
+    assert with_stats == {"sexo", "idade", "_source_file", "_source_row"}  # text only where it is constant
     assert chunks["idade"].statistics.max == n - 1
     assert pq.read_table(tmp_path / "d.parquet").column("n_aih").to_pylist()[-1] == f"{n - 1:013d}"
+
+
+def test_dictionary_columns_are_written_as_their_codes_and_read_back_as_values(tmp_path):
+    def coded(values, dictionary):
+        return pa.DictionaryArray.from_arrays(pa.array(values, pa.int32()), pa.array(dictionary))
+
+    field = pa.field(
+        "uf", pa.dictionary(pa.int32(), pa.string()), nullable=False, metadata={"dbf_type": "C(2,0)"}
+    )
+    schema = pa.schema([field, pa.field("n", pa.int64())], metadata={"source": "test"})
+    first = pa.record_batch([coded([0, 1] * 1000, ["SP", "RJ"]), pa.array(range(2000))], schema=schema)
+    # A later batch whose dictionary differs (values in another order, one new): unified per row group.
+    second = pa.record_batch(
+        [coded([2, 0, 1] * 500, ["RJ", "MG", "SP"]), pa.array(range(1500))], schema=schema
+    )
+    with ParquetSink(tmp_path / "d.parquet") as sink:
+        sink.write(first)
+        sink.write(second)
+    back = pq.read_table(tmp_path / "d.parquet")
+    assert back.schema.field("uf").type == pa.string() and not back.schema.field("uf").nullable
+    assert back.schema.field("uf").metadata == {b"dbf_type": b"C(2,0)"}
+    assert back.schema.metadata == {b"source": b"test"}
+    assert back.column("uf").to_pylist() == ["SP", "RJ"] * 1000 + ["SP", "RJ", "MG"] * 500
+    chunk = pq.ParquetFile(tmp_path / "d.parquet").metadata.row_group(0).column(0)
+    assert "RLE_DICTIONARY" in chunk.encodings and not chunk.is_stats_set  # three values: no min/max

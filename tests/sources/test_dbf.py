@@ -4,11 +4,13 @@ import struct
 from decimal import Decimal
 
 import duckdb
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from dbfread import DBF, FieldParser
 
 from etl.errors import SourceError
+from etl.sources import dbf
 from etl.sources.dbc import dbc_to_dbf
 from etl.sources.dbf import DbfStats, read_batches, read_header, write_dbf
 from tests.conftest import TEST_BUDGET_MB, etl_measured, samples_dir
@@ -93,6 +95,22 @@ def test_decimal_fields_in_every_form(tmp_path, raw, expected):
     assert got == [Decimal(e) if e else None for e in expected]
 
 
+@pytest.mark.parametrize(
+    ("width", "decimals", "raw", "expected"),
+    [
+        (16, 0, [b"9999999999999999", b"               1"], [9999999999999999, 1]),  # two 8-digit words
+        (17, 2, [b"99999999999999.99", b"             .01"], [Decimal("99999999999999.99"), Decimal("0.01")]),
+        (18, 0, [b"999999999999999999", b"                 7"], [999999999999999999, 7]),  # general parser
+    ],
+)
+def test_wide_numbers(tmp_path, width, decimals, raw, expected):
+    write_dbf(tmp_path / "w.dbf", [("V", "C", width, 0)], [(r.decode(),) for r in raw])
+    data = bytearray((tmp_path / "w.dbf").read_bytes())
+    data[32 + 11], data[32 + 17] = ord("N"), decimals
+    (tmp_path / "w.dbf").write_bytes(bytes(data))
+    assert [r["V"] for r in next(read_batches(tmp_path / "w.dbf")).to_pylist()] == expected
+
+
 def test_small_batches_cover_every_record(tmp_path):
     records = [
         (f"n{i}", i % 999, i / 4, dt.date(2020, 1, 1) + dt.timedelta(days=i % 900), i % 2 == 0)
@@ -113,6 +131,59 @@ def test_small_batches_cover_every_record(tmp_path):
         "_source_file": "m",
         "_source_row": 12,
     }
+
+
+CODED_FIELDS = [
+    ("UF", "C", 6, 0),
+    ("SEXO", "C", 1, 0),
+    ("IDADE", "N", 3, 0),
+    ("VAL", "N", 6, 2),
+    ("DT", "D", 8, 0),
+    ("UTI", "L", 1, 0),
+    ("ID", "C", 8, 0),
+]
+
+
+def coded_records(n):
+    for i in range(n):
+        yield (
+            "MG" if i >= 15_000 and i % 2 else ["355030", "São", "", "a\x00b"][i % 4],  # MG first seen late
+            "13"[i % 2],
+            "x9" if i % 97 == 0 else [None, 7, 45][i % 3],  # an unparsable value, again and again
+            [1.5, 12.25, None][i % 3],
+            "15/05/20" if i % 89 == 0 else [dt.date(2023, 1, 2), None][i % 2],
+            [True, False, None][i % 3],
+            f"{i:08d}",  # all distinct: read plainly
+        )
+
+
+@pytest.mark.parametrize("limit", [1 << 16, 3])
+def test_coded_batches_hold_the_same_values(etl, tmp_path, monkeypatch, limit):
+    monkeypatch.setattr(dbf, "DICTIONARY_LIMIT", limit)  # 3: UF has more values, and goes on hashed by Arrow
+    write_dbf(tmp_path / "c.dbf", CODED_FIELDS, coded_records(20_000), deleted={5, 19_999})
+    plain_stats, coded_stats = DbfStats(), DbfStats()
+    plain = list(read_batches(tmp_path / "c.dbf", memory_limit=1, lineage="c.dbf", stats=plain_stats))
+    coded = list(
+        read_batches(tmp_path / "c.dbf", memory_limit=1, lineage="c.dbf", stats=coded_stats, coded=True)
+    )
+    assert len(coded) > 3  # several batches, one dictionary growing through them
+    types = coded[0].schema
+    assert {f.name for f in types if pa.types.is_dictionary(f.type)} == {
+        *["UF", "SEXO", "IDADE", "VAL", "DT", "UTI"],
+        "_source_file",
+    }
+    assert all(b.schema == types for b in coded)
+    for p, c in zip(plain, coded, strict=True):
+        assert c.to_pylist() == p.to_pylist()
+    assert plain_stats.nulled == coded_stats.nulled == {"IDADE": 207, "DT": 225}
+    assert coded_stats.deleted == plain_stats.deleted
+    # Converted, the codes are the file's dictionary encoding and the file reads back as the plain values.
+    assert etl("--memory-limit", "64MB", "convert", "dbf", tmp_path / "c.dbf", "--out", "out").code == 0
+    parquet = pq.ParquetFile(tmp_path / "out/c.parquet")
+    assert parquet.schema_arrow == pa.schema([*plain[0].schema]).remove_metadata()
+    assert parquet.read().to_pylist() == [r for b in plain for r in b.to_pylist()]
+    chunk = parquet.metadata.row_group(0).column(0)
+    assert chunk.path_in_schema == "UF" and "RLE_DICTIONARY" in chunk.encodings
 
 
 @pytest.mark.parametrize("encoding", ["cp850", "cp1252"])
