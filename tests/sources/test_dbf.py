@@ -242,8 +242,9 @@ def test_cli_convert_dbf_reports_deleted_and_untyped(etl, tmp_path):
 
 
 @pytest.mark.skipif(samples_dir() is None, reason="shared samples not present")
+@pytest.mark.parametrize("coded", [False, True])
 @pytest.mark.parametrize("name", ["sids.dbc", "ZIKABR21.dbc", "STPI2206.dbc"])
-def test_parity_with_dbfread_on_real_files(tmp_path, name):
+def test_parity_with_dbfread_on_real_files(etl, tmp_path, name, coded):
     class Lenient(FieldParser):  # real D fields hold garbage such as 15/05/20: null, as etl does
         def parseD(self, field, data):
             try:
@@ -253,8 +254,14 @@ def test_parity_with_dbfread_on_real_files(tmp_path, name):
 
     dbf = dbc_to_dbf(samples_dir() / "datasus" / name, tmp_path / "x.dbf")
     expected = list(DBF(dbf, encoding="latin-1", parserclass=Lenient, char_decode_errors="strict"))
-    got = [r for b in read_batches(dbf) for r in b.to_pylist()]
+    got = [r for b in read_batches(dbf, coded=coded) for r in b.to_pylist()]
     assert len(got) == len(expected) == read_header(dbf).records
+    if coded:  # and converted to Parquet, as `etl convert` reads them
+        assert etl("convert", "dbf", dbf, "--out", "out").code == 0
+        lineage = ("_source_file", "_source_row")
+        assert [
+            {k: v for k, v in r.items() if k not in lineage} for r in table(tmp_path / "out/x.parquet")
+        ] == got
     for i, (ours, theirs) in enumerate(zip(got, expected, strict=True)):
         for key, value in theirs.items():
             mine = ours[key]
