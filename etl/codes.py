@@ -1,40 +1,69 @@
-"""Dictionary codes for 64-bit keys, stable across batches: a hash table held in numpy arrays.
+"""Dictionary codes for fixed-width keys, stable across batches: a hash table held in numpy arrays.
 
-A reader with fixed-width fields (DBF) turns the bytes of a short field into one uint64 key per value; the codes
-let it hand the Parquet writer dictionary-encoded columns and parse each distinct value once. Looking a batch up
-is a few whole-array numpy operations (about 1 ns a value each); only keys never seen before go through Python,
-once each. Arrow's hash kernel took 18 ns a value here, the Parquet writer's 45 ns.
+A reader with fixed-width fields (DBF) turns the bytes of a field into a key of one or two uint64 words per
+value; the codes let it hand the Parquet writer dictionary-encoded columns and type each distinct value once.
+Looking a batch up is a few whole-array numpy operations (about 1 ns a value each); only keys never seen before
+go through Python, once each. Arrow's hash kernel took 18 ns a value here, the Parquet writer's 45 ns.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: the top bits of key * 2^64/phi
+# A key's words, each times its odd multiplier, summed; then mixed (murmur3's finaliser, one round) so that the
+# top bits, the slot, depend on every bit: DBF keys are ASCII digits, and the plain product put 6 of 54 such
+# keys of a real column on another's slot.
+_MULTIPLIERS = [np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F)]
+_MIX = np.uint64(0xFF51AFD7ED558CCD)
+_LOAD = 16  # slots per key, at least: a key lands on another's home slot about once in 32
 _EMPTY = -1
 
 
-class Codes:
-    """Codes 0, 1, 2… for uint64 keys, a key keeping its code from batch to batch.
+def unique_rows(keys: np.ndarray) -> np.ndarray:
+    """The distinct rows of (n, words) keys (one-word keys as a flat array: numpy's rows path is 10x slower)."""
+    return np.unique(keys[:, 0]).reshape(-1, 1) if keys.shape[1] == 1 else np.unique(keys, axis=0)
 
-    Open addressing with linear probing in a table at most a quarter full, so nearly every key sits in its
-    home slot and a batch is settled by one gather; the few keys past their home slot are probed in
-    vectorised rounds.
+
+class Codes:
+    """Codes 0, 1, 2… for keys of `words` uint64 words (rows of a (n, words) array), a key keeping its code from
+    batch to batch.
+
+    Keys of at most 16 bits (`key_bits`: fields of one or two bytes) index a table of 2^16 slots directly: a
+    batch costs one gather. Longer keys are hashed: open addressing with linear probing in a table at most
+    1/_LOAD full, so nearly every key sits in its home slot and a batch is settled by one gather and a compare;
+    the few keys past their home slot are probed in vectorised rounds. 12 bytes a slot: 6 MB for 32,768 keys.
     """
 
-    def __init__(self) -> None:
-        self.keys = np.zeros(0, "<u8")  # the distinct keys, by code
-        self._grow(1 << 10)
+    def __init__(self, words: int = 1, key_bits: int = 64) -> None:
+        if not 1 <= words <= len(_MULTIPLIERS):
+            raise ValueError(f"keys of 1 to {len(_MULTIPLIERS)} words, not {words}")
+        self.keys = np.zeros((0, words), "<u8")  # the distinct keys, by code
+        self._direct = words == 1 and key_bits <= 16
+        self._grow(1 << (key_bits if self._direct else 12))
 
     def __len__(self) -> int:
         return len(self.keys)
 
     def _slots(self, keys: np.ndarray) -> np.ndarray:
-        return ((keys * _MULTIPLIER) >> np.uint64(64 - self._bits)).astype(np.intp)
+        if self._direct:
+            return keys[:, 0].view(np.int64)
+        hashed = keys[:, 0] * _MULTIPLIERS[0]
+        for word in range(1, keys.shape[1]):
+            hashed += keys[:, word] * _MULTIPLIERS[word]
+        hashed ^= hashed >> np.uint64(32)
+        hashed *= _MIX
+        hashed >>= np.uint64(64 - self._bits)
+        return hashed.view(np.int64)  # below 2^bits: the same value, and an index type
+
+    def _differ(self, slots: np.ndarray, keys: np.ndarray) -> np.ndarray:
+        differ = self._slot_keys[0][slots] != keys[:, 0]
+        for word in range(1, keys.shape[1]):
+            differ |= self._slot_keys[word][slots] != keys[:, word]
+        return differ
 
     def _grow(self, size: int) -> None:
         self._bits = size.bit_length() - 1
-        self._slot_keys = np.zeros(size, "<u8")
+        self._slot_keys = [np.zeros(size, "<u8") for _ in range(self.keys.shape[1])]  # by word
         self._slot_codes = np.full(size, _EMPTY, np.int32)
         self._place(0)
 
@@ -43,41 +72,42 @@ class Codes:
         mask = len(self._slot_codes) - 1
         slot_codes = self._slot_codes
         keys = self.keys[first:]
-        for code, (key, slot) in enumerate(
-            zip(keys.tolist(), self._slots(keys).tolist(), strict=True), first
-        ):
+        for code, slot in enumerate(self._slots(keys).tolist(), first):
             while slot_codes[slot] != _EMPTY:
                 slot = (slot + 1) & mask
             slot_codes[slot] = code
-            self._slot_keys[slot] = key
+            for word, stored in enumerate(self._slot_keys):
+                stored[slot] = self.keys[code, word]
 
     def _add(self, new: np.ndarray) -> None:
         first = len(self.keys)
         self.keys = np.concatenate([self.keys, new])
-        if 4 * len(self.keys) > len(self._slot_codes):
-            self._grow(1 << (4 * len(self.keys) - 1).bit_length())
+        if not self._direct and _LOAD * len(self.keys) > len(self._slot_codes):
+            self._grow(1 << (_LOAD * len(self.keys) - 1).bit_length())
         else:
             self._place(first)
 
     def codes(self, keys: np.ndarray) -> np.ndarray:
-        """The int32 code of each key; keys not seen before get the next codes."""
+        """The int32 code of each key (row of `keys`); keys not seen before get the next codes."""
         slots = self._slots(keys)
         codes = self._slot_codes[slots]
-        # Keys past their home slot, or not seen yet (an empty slot holds key 0 and no code).
-        todo = np.flatnonzero((self._slot_keys[slots] != keys) | (codes == _EMPTY))
+        if self._direct:  # a key's slot is its own: no other key can be there
+            todo = np.flatnonzero(codes == _EMPTY)
+        else:  # keys past their home slot, or not seen yet (an empty slot holds key 0 and no code)
+            todo = np.flatnonzero(self._differ(slots, keys) | (codes == _EMPTY))
         mask = len(self._slot_codes) - 1
         new = []
         while len(todo):
             at = slots[todo]
             found = self._slot_codes[at]
-            hit = (self._slot_keys[at] == keys[todo]) & (found != _EMPTY)
-            codes[todo[hit]] = found[hit]
             empty = found == _EMPTY
+            hit = ~self._differ(at, keys[todo]) & ~empty
+            codes[todo[hit]] = found[hit]
             new.append(todo[empty])
             todo = todo[~(hit | empty)]
             slots[todo] = (slots[todo] + 1) & mask
         missing = np.concatenate(new) if new else todo
         if len(missing):
-            self._add(np.unique(keys[missing]))
+            self._add(unique_rows(keys[missing]))
             codes[missing] = self.codes(keys[missing])
         return codes

@@ -141,6 +141,7 @@ CODED_FIELDS = [
     ("DT", "D", 8, 0),
     ("UTI", "L", 1, 0),
     ("ID", "C", 8, 0),
+    ("PROC", "C", 10, 0),  # a key of two words
 ]
 
 
@@ -154,10 +155,11 @@ def coded_records(n):
             "15/05/20" if i % 89 == 0 else [dt.date(2023, 1, 2), None][i % 2],
             [True, False, None][i % 3],
             f"{i:08d}",  # all distinct: read plainly
+            ["0303140151", "0411010034", "041101003"][i % 3],
         )
 
 
-@pytest.mark.parametrize("limit", [1 << 16, 3])
+@pytest.mark.parametrize("limit", [dbf.DICTIONARY_LIMIT, 3])
 def test_coded_batches_hold_the_same_values(etl, tmp_path, monkeypatch, limit):
     monkeypatch.setattr(dbf, "DICTIONARY_LIMIT", limit)  # 3: UF has more values, and goes on hashed by Arrow
     write_dbf(tmp_path / "c.dbf", CODED_FIELDS, coded_records(20_000), deleted={5, 19_999})
@@ -169,7 +171,7 @@ def test_coded_batches_hold_the_same_values(etl, tmp_path, monkeypatch, limit):
     assert len(coded) > 3  # several batches, one dictionary growing through them
     types = coded[0].schema
     assert {f.name for f in types if pa.types.is_dictionary(f.type)} == {
-        *["UF", "SEXO", "IDADE", "VAL", "DT", "UTI"],
+        *["UF", "SEXO", "IDADE", "VAL", "DT", "UTI", "PROC"],
         "_source_file",
     }
     assert all(b.schema == types for b in coded)
@@ -184,6 +186,13 @@ def test_coded_batches_hold_the_same_values(etl, tmp_path, monkeypatch, limit):
     assert parquet.read().to_pylist() == [r for b in plain for r in b.to_pylist()]
     chunk = parquet.metadata.row_group(0).column(0)
     assert chunk.path_in_schema == "UF" and "RLE_DICTIONARY" in chunk.encodings
+
+
+def test_coded_records_of_one_byte(tmp_path):
+    write_dbf(tmp_path / "t.dbf", [("S", "C", 1, 0)], [("12"[i % 2],) for i in range(5000)])
+    (batch,) = read_batches(tmp_path / "t.dbf", coded=True)  # keys are read as 8-byte words past the records
+    assert pa.types.is_dictionary(batch.schema.field("S").type)
+    assert batch.column("S").to_pylist() == ["1", "2"] * 2500
 
 
 @pytest.mark.parametrize("encoding", ["cp850", "cp1252"])
