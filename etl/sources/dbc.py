@@ -127,6 +127,12 @@ class Decompression:
         self.position += len(data)
         return data
 
+    def readinto(self, buffer: memoryview) -> int:
+        """read(), into `buffer`: the number of bytes read, fewer only at the end of a complete DBF."""
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
     def verify(self) -> None:
         """Wait for the child, read what is left (an end byte), and check the size and the CRC-32."""
         self._proc.wait()

@@ -446,23 +446,24 @@ def _batches(
     done = 0
     while done < header.records:
         n = min(rows, header.records - done)
-        raw = f.read(n * reclen)
-        if len(raw) < n * reclen:
+        records = np.empty(n * reclen + SPARE_BYTES, np.uint8)
+        got = f.readinto(memoryview(records)[: n * reclen])
+        if got < n * reclen:
             raise SourceError(
                 f"truncated: the header declares {header.records} records, the file ends in record "
-                f"{done + len(raw) // reclen + 1}",
+                f"{done + got // reclen + 1}",
                 file=name,
                 hint="Fetch the file again",
             )
-        block = np.frombuffer(raw, np.uint8).reshape(n, reclen)
+        records[n * reclen :] = 0
+        block = records[: n * reclen].reshape(n, reclen)
         live = block[:, 0] != ord("*")
         if not live.all():
             for i in np.flatnonzero(~live):
                 stats.deleted.append((done + int(i) + 1, bytes(block[i])))
             block = block[live]
-        records = np.empty(block.size + SPARE_BYTES, np.uint8)
-        records[: block.size] = block.ravel()
-        records[block.size :] = 0
+            records = np.zeros(block.size + SPARE_BYTES, np.uint8)
+            records[: block.size] = block.ravel()
         arrays = []
         for col in columns:
             values, bad = col.read(records, len(block), reclen)
