@@ -113,3 +113,37 @@ def test_dictionary_columns_are_written_as_their_codes_and_read_back_as_values(t
     assert back.column("uf").to_pylist() == ["SP", "RJ"] * 1000 + ["SP", "RJ", "MG"] * 500
     chunk = pq.ParquetFile(tmp_path / "d.parquet").metadata.row_group(0).column(0)
     assert "RLE_DICTIONARY" in chunk.encodings and not chunk.is_stats_set  # three values: no min/max
+
+
+def test_row_groups_encoded_apart_make_one_file_every_reader_reads(tmp_path):
+    import duckdb
+    import polars as pl
+
+    def batch(i):
+        n = 1000
+        return pa.record_batch(
+            {
+                "id": pa.array(range(i * n, (i + 1) * n), pa.int64()),
+                "uf": [["SP", "RJ", "MG"][j % 3] for j in range(n)],
+                "name": [f"name {i}-{j}" for j in range(n)],
+                "tags": [[j, j + 1] if j % 2 else None for j in range(n)],
+            }
+        )
+
+    with ParquetSink(tmp_path / "p.parquet", row_group_bytes=20_000) as sink:
+        for i in range(25):  # row groups encoded two at a time, then appended in order
+            sink.write(batch(i))
+    f = pq.ParquetFile(tmp_path / "p.parquet")
+    assert f.metadata.num_rows == 25_000 and f.metadata.num_row_groups > 5
+    starts = [f.metadata.row_group(g).column(0).data_page_offset for g in range(f.metadata.num_row_groups)]
+    assert starts == sorted(starts) and starts[0] > 0  # each row group's pages where its metadata says
+    table = f.read()
+    assert table.column("id").to_pylist() == list(range(25_000))
+    assert table.slice(24_999).to_pylist() == [
+        {"id": 24_999, "uf": "SP", "name": "name 24-999", "tags": [999, 1000]}
+    ]
+    path = str(tmp_path / "p.parquet")
+    counts = duckdb.sql(f"SELECT count(*), sum(id), count(tags) FROM '{path}'").fetchall()
+    assert counts == [(25_000, 312_487_500, 12_500)]
+    assert pl.read_parquet(path)["name"].to_list() == table.column("name").to_pylist()
+    assert f.metadata.row_group(3).column(1).statistics is None  # text of three values: no min/max
