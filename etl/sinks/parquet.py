@@ -18,8 +18,6 @@ import pyarrow.parquet as pq
 
 from etl.arrays import int64_array, text_array, text_scalar
 from etl.sinks import thrift
-from etl.sinks.thrift import Field, ThriftList, decode, encode
-from etl.sinks.thrift import field as thrift_field
 
 MB = 1024 * 1024
 
@@ -156,6 +154,10 @@ class ParquetSink:
     Use as a context manager; the file appears under its final name only when the block completes. Without a
     schema, the first batch's is used, and a sink that received no batch writes no file.
 
+    Row groups are encoded on ENCODERS threads at once, each as a Parquet file of its own in memory ("part");
+    the sink copies each part's row group into the output in order, keeps its metadata with the offsets moved
+    to where the row group now lies, and ends the file with the first part's footer listing them all.
+
     A column may arrive dictionary-encoded (a reader that has the codes cheaply): its codes are written as the
     column chunk's dictionary encoding, which spares the writer hashing every value, and the file declares the
     values' type, so readers get plain strings as from any other file.
@@ -180,10 +182,9 @@ class ParquetSink:
         self._tmp: Path | None = None
         self._options: dict | None = None  # the ParquetWriter's, chosen on the first row group
         self._file: BinaryIO | None = None
-        self._footer: list[Field] = []  # the first row group's file footer: the template of this file's
-        self._row_groups: list[list[Field]] = []
-        # Row groups are encoded and compressed on ENCODERS threads at once (pyarrow releases the GIL), while the
-        # reader produces the next batches; they are appended to the file in order.
+        self._footer: list[thrift.Field] = []  # the first part's footer, the template of the file's
+        self._row_groups: list[list[thrift.Field]] = []
+        # pyarrow releases the GIL while it encodes: the reader produces the next batches meanwhile.
         self._pool = ThreadPoolExecutor(max_workers=ENCODERS, thread_name_prefix="parquet-sink")
         self._in_flight: collections.deque[Future] = collections.deque()
 
@@ -257,14 +258,14 @@ class ParquetSink:
         offsets moved to where it now lies."""
         data = memoryview(part)
         footer_length = int.from_bytes(data[-8:-4], "little")
-        footer = decode(data[-8 - footer_length : -8])
+        footer = thrift.decode(data[-8 - footer_length : -8])
         if self._file is None:
             self._file = open(self._tmp, "wb")  # noqa: SIM115 (closed by __exit__)
             self._file.write(MAGIC)
             self._footer = footer
         shift = self._file.tell() - len(MAGIC)
         self._file.write(data[len(MAGIC) : -8 - footer_length])
-        for group in thrift_field(footer, FILE_ROW_GROUPS).value.values:
+        for group in thrift.field(footer, FILE_ROW_GROUPS).value.values:
             self._row_groups.append(_moved(group, shift, len(self._row_groups)))
 
     def _finish(self) -> None:
@@ -273,8 +274,8 @@ class ParquetSink:
             if f.id == FILE_NUM_ROWS:
                 f.value = self.rows
             elif f.id == FILE_ROW_GROUPS:
-                f.value = ThriftList(thrift.STRUCT, self._row_groups)
-        footer = encode(self._footer)
+                f.value = thrift.ThriftList(thrift.STRUCT, self._row_groups)
+        footer = thrift.encode(self._footer)
         self._file.write(footer + len(footer).to_bytes(4, "little") + MAGIC)
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -308,12 +309,12 @@ class ParquetSink:
 MAGIC = b"PAR1"
 FILE_NUM_ROWS, FILE_ROW_GROUPS = 3, 4
 GROUP_COLUMNS, GROUP_FILE_OFFSET, GROUP_ORDINAL = 1, 5, 7
-CHUNK_FILE_PATH, CHUNK_FILE_OFFSET, CHUNK_META_DATA = 1, 2, 3
+CHUNK_FILE_OFFSET, CHUNK_META_DATA = 2, 3
 CHUNK_NOT_MOVABLE = {1: "file_path", 4: "offset index", 6: "column index", 8: "encryption", 9: "encryption"}
 META_OFFSETS = {9, 10, 11, 14}  # data, index and dictionary page offsets, bloom filter offset
 
 
-def _moved(group: list[Field], shift: int, ordinal: int) -> list[Field]:
+def _moved(group: list[thrift.Field], shift: int, ordinal: int) -> list[thrift.Field]:
     """A row group's metadata with its offsets moved by `shift` bytes, as the `ordinal`-th of its file."""
     for f in group:
         if f.id == GROUP_FILE_OFFSET:
