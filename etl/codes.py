@@ -79,7 +79,8 @@ class Codes:
             for word, stored in enumerate(self._slot_keys):
                 stored[slot] = self.keys[code, word]
 
-    def _add(self, new: np.ndarray) -> None:
+    def add(self, new: np.ndarray) -> None:
+        """Give keys not seen before (distinct rows of `new`) the next codes."""
         first = len(self.keys)
         self.keys = np.concatenate([self.keys, new])
         if not self._direct and _LOAD * len(self.keys) > len(self._slot_codes):
@@ -108,6 +109,6 @@ class Codes:
             slots[todo] = (slots[todo] + 1) & mask
         missing = np.concatenate(new) if new else todo
         if len(missing):
-            self._add(unique_rows(keys[missing]))
+            self.add(unique_rows(keys[missing]))
             codes[missing] = self.codes(keys[missing])
         return codes

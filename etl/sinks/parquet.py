@@ -216,8 +216,9 @@ class ParquetSink:
             store_schema=stored_schema(self.schema) == self.schema,
         )
 
-    def _encode(self, table: pa.Table) -> pa.Buffer:
-        """`table` as a Parquet file of its own, in memory: one row group, or none for no rows."""
+    def _encode(self, table: pa.Table) -> tuple[memoryview, list[thrift.Field]]:
+        """`table` as a Parquet file of its own, in memory (one row group, or none for no rows), and its footer
+        decoded (here, on the encoder's thread, while the reader's numpy calls leave the GIL free)."""
         out = pa.BufferOutputStream()
         writer = pq.ParquetWriter(out, self.schema, **self._options)
         stored = stored_schema(self.schema)
@@ -227,7 +228,9 @@ class ParquetSink:
         if table.num_rows:
             writer.write_table(table, row_group_size=table.num_rows)
         writer.close()
-        return out.getvalue()
+        part = memoryview(out.getvalue())
+        footer_length = int.from_bytes(part[-8:-4], "little")
+        return part[: -8 - footer_length], thrift.decode(part[-8 - footer_length : -8])
 
     def write(self, batch: pa.RecordBatch) -> None:
         if self.schema is None:
@@ -253,18 +256,16 @@ class ParquetSink:
                 self._append(self._in_flight.popleft().result())
             self._in_flight.append(self._pool.submit(self._encode, table))
 
-    def _append(self, part: pa.Buffer) -> None:
+    def _append(self, encoded: tuple[memoryview, list[thrift.Field]]) -> None:
         """Copy the row group of an encoded part after those already in the file; keep its metadata, with its
         offsets moved to where it now lies."""
-        data = memoryview(part)
-        footer_length = int.from_bytes(data[-8:-4], "little")
-        footer = thrift.decode(data[-8 - footer_length : -8])
+        data, footer = encoded
         if self._file is None:
             self._file = open(self._tmp, "wb")  # noqa: SIM115 (closed by __exit__)
             self._file.write(MAGIC)
             self._footer = footer
         shift = self._file.tell() - len(MAGIC)
-        self._file.write(data[len(MAGIC) : -8 - footer_length])
+        self._file.write(data[len(MAGIC) :])
         for group in thrift.field(footer, FILE_ROW_GROUPS).value.values:
             self._row_groups.append(_moved(group, shift, len(self._row_groups)))
 

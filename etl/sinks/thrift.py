@@ -12,14 +12,14 @@ from dataclasses import dataclass
 STOP, TRUE, FALSE, BYTE, I16, I32, I64, DOUBLE, BINARY, LIST, SET, MAP, STRUCT = range(13)
 
 
-@dataclass
+@dataclass(slots=True)
 class Field:
     id: int
     type: int
     value: object
 
 
-@dataclass
+@dataclass(slots=True)
 class ThriftList:
     type: int  # of the elements
     values: list
@@ -29,104 +29,119 @@ def field(fields: list[Field], field_id: int) -> Field | None:
     return next((f for f in fields if f.id == field_id), None)
 
 
-class _Reader:
-    def __init__(self, data: bytes):
-        self.data, self.pos = memoryview(data).cast("B"), 0  # unsigned: a pyarrow Buffer's view is signed
+def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        b = data[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        if b < 0x80:
+            return result, pos
+        shift += 7
 
-    def byte(self) -> int:
-        self.pos += 1
-        return self.data[self.pos - 1]
 
-    def varint(self) -> int:
-        shift = result = 0
-        while True:
-            b = self.byte()
-            result |= (b & 0x7F) << shift
-            if b < 0x80:
-                return result
-            shift += 7
+def _read_value(data: bytes, pos: int, kind: int) -> tuple[object, int]:
+    if kind in (I16, I32, I64):
+        n, pos = _read_varint(data, pos)
+        return (n >> 1) ^ -(n & 1), pos
+    if kind == STRUCT:
+        return _read_struct(data, pos)
+    if kind == BINARY:
+        n, pos = _read_varint(data, pos)
+        return data[pos : pos + n], pos + n
+    if kind in (LIST, SET):
+        head = data[pos]
+        pos += 1
+        size, element = head >> 4, head & 0x0F
+        if size == 15:
+            size, pos = _read_varint(data, pos)
+        values = []
+        for _ in range(size):
+            value, pos = _read_value(data, pos, element)
+            values.append(value)
+        return ThriftList(element, values), pos
+    if kind in (BYTE, TRUE, FALSE):  # a bool in a list is one byte; as a field, its type says it
+        return data[pos], pos + 1
+    if kind == DOUBLE:
+        return data[pos : pos + 8], pos + 8
+    raise ValueError(f"Thrift type {kind} is not in Parquet footers")
 
-    def zigzag(self) -> int:
-        n = self.varint()
-        return (n >> 1) ^ -(n & 1)
 
-    def take(self, n: int) -> bytes:
-        self.pos += n
-        return bytes(self.data[self.pos - n : self.pos])
-
-    def value(self, kind: int) -> object:
-        if kind in (I16, I32, I64):
-            return self.zigzag()
-        if kind == BINARY:
-            return self.take(self.varint())
-        if kind == STRUCT:
-            return self.struct()
-        if kind in (LIST, SET):
-            head = self.byte()
-            size = head >> 4 if head >> 4 != 15 else self.varint()
-            element = head & 0x0F
-            return ThriftList(element, [self.value(element) for _ in range(size)])
-        if kind in (BYTE, TRUE, FALSE):  # a bool in a list is one byte; as a field, its type says it
-            return self.byte()
-        if kind == DOUBLE:
-            return self.take(8)
-        raise ValueError(f"Thrift type {kind} is not in Parquet footers")
-
-    def struct(self) -> list[Field]:
-        fields, last = [], 0
-        while (head := self.byte()) != STOP:
-            kind, delta = head & 0x0F, head >> 4
-            last = last + delta if delta else self.zigzag()
-            value = kind == TRUE if kind in (TRUE, FALSE) else self.value(kind)
+def _read_struct(data: bytes, pos: int) -> tuple[list[Field], int]:
+    fields, last = [], 0
+    while True:
+        head = data[pos]
+        pos += 1
+        if head == STOP:
+            return fields, pos
+        kind, delta = head & 0x0F, head >> 4
+        if delta:
+            last += delta
+        else:
+            n, pos = _read_varint(data, pos)
+            last = (n >> 1) ^ -(n & 1)
+        if kind in (TRUE, FALSE):
+            fields.append(Field(last, kind, kind == TRUE))
+        else:
+            value, pos = _read_value(data, pos, kind)
             fields.append(Field(last, kind, value))
-        return fields
 
 
-def decode(data: bytes) -> list[Field]:
+def decode(data: bytes | memoryview) -> list[Field]:
     """The struct encoded in `data`."""
-    return _Reader(data).struct()
+    return _read_struct(bytes(data), 0)[0]
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
+def _write_varint(out: bytearray, n: int) -> None:
     while n >= 0x80:
         out.append(n & 0x7F | 0x80)
         n >>= 7
     out.append(n)
-    return bytes(out)
 
 
-def _zigzag(n: int) -> bytes:
-    return _varint((n << 1) ^ (n >> 63))
-
-
-def _value(kind: int, value: object) -> bytes:
+def _write_value(out: bytearray, kind: int, value: object) -> None:
     if kind in (I16, I32, I64):
-        return _zigzag(value)
-    if kind == BINARY:
-        return _varint(len(value)) + value
-    if kind == STRUCT:
-        return encode(value)
-    if kind in (LIST, SET):
+        _write_varint(out, (value << 1) ^ (value >> 63))  # zigzag
+    elif kind == STRUCT:
+        _write_struct(out, value)
+    elif kind == BINARY:
+        _write_varint(out, len(value))
+        out += value
+    elif kind in (LIST, SET):
         size = len(value.values)
-        head = bytes([size << 4 | value.type]) if size < 15 else bytes([0xF0 | value.type]) + _varint(size)
-        return head + b"".join(_value(value.type, v) for v in value.values)
-    if kind in (BYTE, TRUE, FALSE):
-        return bytes([value])
-    if kind == DOUBLE:
-        return value
-    raise ValueError(f"Thrift type {kind} is not in Parquet footers")
+        if size < 15:
+            out.append(size << 4 | value.type)
+        else:
+            out.append(0xF0 | value.type)
+            _write_varint(out, size)
+        for v in value.values:
+            _write_value(out, value.type, v)
+    elif kind in (BYTE, TRUE, FALSE):
+        out.append(value)
+    elif kind == DOUBLE:
+        out += value
+    else:
+        raise ValueError(f"Thrift type {kind} is not in Parquet footers")
+
+
+def _write_struct(out: bytearray, fields: list[Field]) -> None:
+    last = 0
+    for f in fields:
+        kind = (TRUE if f.value else FALSE) if f.type in (TRUE, FALSE) else f.type
+        delta = f.id - last
+        if 0 < delta <= 15:
+            out.append(delta << 4 | kind)
+        else:
+            out.append(kind)
+            _write_varint(out, (f.id << 1) ^ (f.id >> 63))
+        if kind not in (TRUE, FALSE):
+            _write_value(out, kind, f.value)
+        last = f.id
+    out.append(STOP)
 
 
 def encode(fields: list[Field]) -> bytes:
     """`fields` as a struct (the inverse of decode)."""
-    out, last = bytearray(), 0
-    for f in fields:
-        kind = (TRUE if f.value else FALSE) if f.type in (TRUE, FALSE) else f.type
-        delta = f.id - last
-        out += bytes([delta << 4 | kind]) if 0 < delta <= 15 else bytes([kind]) + _zigzag(f.id)
-        if kind not in (TRUE, FALSE):
-            out += _value(kind, f.value)
-        last = f.id
-    out.append(STOP)
+    out = bytearray()
+    _write_struct(out, fields)
     return bytes(out)

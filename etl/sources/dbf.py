@@ -350,12 +350,15 @@ class _Column:
             keys = items.copy().view("<u8").reshape(n, self.words)
             if self.fld.length % 8:  # the bytes after the field, in its last word
                 keys[:, -1] &= np.uint64((1 << 8 * (self.fld.length % 8)) - 1)
-            # Counted before any is coded: a table growing to thousands of keys, each placed by Python, only to
-            # find the field mostly distinct, cost 0.25 s a file.
-            if self.values is None and len(unique_rows(keys)) > max(1, n // 4):
-                self.codes = None  # mostly distinct in the first batch: typed plainly
-            else:
+            if self.values is not None:
                 return self._coded(self.codes.codes(keys))
+            # The first batch: its keys are counted before any is coded (a table growing to thousands of keys,
+            # each placed by Python, only to find the field mostly distinct, cost 0.25 s a file).
+            distinct = unique_rows(keys)
+            if len(distinct) <= max(1, n // 4):
+                self.codes.add(distinct)
+                return self._coded(self.codes.codes(keys))
+            self.codes = None  # mostly distinct: typed plainly
         block = records[: n * reclen].reshape(n, reclen)
         values, bad = _typed(self.fld, self.typ, _field_bytes(block, self.fld), self.encoding)
         if self.codes is not None:  # too many distinct values to code any longer; the type stays a dictionary
