@@ -30,7 +30,7 @@ with contextlib.suppress(NotImplementedError):  # a pyarrow built without jemall
     pa.set_memory_pool(pa.jemalloc_memory_pool())
     pa.jemalloc_set_decay_ms(100)
 TMP_SUFFIX = ".tmp"
-DEFAULT_ROW_GROUP_BYTES = 64 * MB
+DEFAULT_ROW_GROUP_BYTES = 32 * MB
 SAMPLE_ROWS = 16_384  # rows of the first row group that choose the columns' encodings
 # Row groups encoded at once, each on its own thread: pyarrow encodes a file's columns one after another, and
 # that one core was the bound of a DBF's conversion (0.7-1.0 s of 1.0-1.15 s for 1M SIH records).
@@ -38,7 +38,7 @@ ENCODERS = 2
 
 
 def row_group_bytes(budget: int) -> int:
-    """Row groups of about 64 MB in memory, smaller under a tight budget: a sink holds ENCODERS row groups being
+    """Row groups of about 32 MB in memory, smaller under a tight budget: a sink holds ENCODERS row groups being
     encoded and one filling, a quarter of the budget beyond the interpreter's (11 MB at 256 MB)."""
     return max(2 * MB, min(DEFAULT_ROW_GROUP_BYTES, (budget - 120 * MB) // (4 * (ENCODERS + 1))))
 

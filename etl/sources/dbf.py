@@ -387,6 +387,7 @@ class _Column:
             codes = self.positions[codes]
             valid = codes >= 0
             validity = None if valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little"))
+            np.maximum(codes, 0, out=codes)  # a valid index under each null too
         indices = pa.Array.from_buffers(pa.int32(), len(codes), [validity, pa.py_buffer(codes)])
         return pa.DictionaryArray.from_arrays(indices, self.dictionary, safe=False), untyped
 
