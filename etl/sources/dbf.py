@@ -239,12 +239,12 @@ def _numbers(block: np.ndarray, typ: pa.DataType) -> tuple[pa.Array, pa.Array | 
 def _right_aligned(block: np.ndarray, typ: pa.DataType) -> pa.Array | None:
     """Numbers as DBF writers store them, parsed by numpy arithmetic: digits right-aligned after blanks and, with
     decimals, the point in its fixed column. None when some value of the block has another form (a sign, a
-    comma, overflow stars, left alignment) or more than 16 digits: the general parser handles those.
+    comma, overflow stars, left alignment) or is wider than 16 bytes: the general parser handles those.
     """
     n, width = block.shape
     scale = typ.scale if pa.types.is_decimal(typ) else 0
     point = width - scale - 1 if scale else -1
-    if width - (scale > 0) > 16:
+    if width > 16:
         return None
     blank = block == SPACE
     present = ~blank[:, -1]  # right-aligned: a value ends in the last byte
@@ -256,19 +256,20 @@ def _right_aligned(block: np.ndarray, typ: pa.DataType) -> pa.Array | None:
     blank_after[width - 1 :: width] = False  # from one value to the next
     if not well_formed.all() or blank_after.any():
         return None
-    # The digits without the point, right-aligned in 16 bytes (blanks count as 0: 0x20 & 0x0F), as two words.
+    # Right-aligned in 16 bytes (blanks count as 0: 0x20 & 0x0F), the point made a 0 digit, as two words.
     padded = np.zeros((n, 16), np.uint8)
+    np.ndarray((n,), f"V{width}", padded, 16 - width, (16,))[...] = block.view(f"V{width}")[:, 0]
     if scale:
-        padded[:, 16 - width + 1 : 16 - scale] = block[:, :point]
-        padded[:, 16 - scale :] = block[:, point + 1 :]
-    else:
-        padded[:, 16 - width :] = block
-    values = _eight_digit_words(padded.view("<u8"))
-    values = values[:, 0] * np.uint64(10**8) + values[:, 1]
+        padded[:, 16 - scale - 1] = ord("0")
+    words = _eight_digit_words(padded.view("<u8"))
+    values = words[:, 0] * np.uint64(10**8) + words[:, 1]
     validity = None if present.all() else pa.py_buffer(np.packbits(present, bitorder="little"))
-    if scale:  # decimal128: the unscaled value in 16 little-endian bytes (never negative here)
-        values = np.stack([values, np.zeros_like(values)], axis=1)
-    return pa.Array.from_buffers(typ, n, [validity, pa.py_buffer(np.ascontiguousarray(values))])
+    if scale:  # the point's 0 out: the integer part times 10^scale, plus the fraction
+        whole, fraction = np.divmod(values, np.uint64(10 ** (scale + 1)))
+        unscaled = np.zeros((n, 2), np.uint64)  # decimal128: 16 little-endian bytes (never negative here)
+        unscaled[:, 0] = whole * np.uint64(10**scale) + fraction
+        values = unscaled
+    return pa.Array.from_buffers(typ, n, [validity, pa.py_buffer(values)])
 
 
 def _eight_digit_words(words: np.ndarray) -> np.ndarray:
