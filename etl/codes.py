@@ -28,10 +28,11 @@ class Codes:
     """Codes 0, 1, 2… for keys of `words` uint64 words (rows of a (n, words) array), a key keeping its code from
     batch to batch.
 
-    Keys of at most 16 bits (`key_bits`: fields of one or two bytes) index a table of 2^16 slots directly: a
-    batch costs one gather. Longer keys are hashed: open addressing with linear probing in a table at most
+    Keys of at most 16 bits (`key_bits`: fields of one or two bytes) index a table of 2^key_bits slots directly:
+    a batch costs one gather. Longer keys are hashed: open addressing with linear probing in a table at most
     1/_LOAD full, so nearly every key sits in its home slot and a batch is settled by one gather and a compare;
-    the few keys past their home slot are probed in vectorised rounds. 12 bytes a slot: 6 MB for 32,768 keys.
+    the few keys past their home slot are probed in vectorised rounds. 12 bytes a slot (20 for two-word keys):
+    6 MB for 32,768 one-word keys.
     """
 
     def __init__(self, words: int = 1, key_bits: int = 64) -> None:
@@ -92,12 +93,21 @@ class Codes:
         """The int32 code of each key (row of `keys`); keys not seen before get the next codes."""
         slots = self._slots(keys)
         codes = self._slot_codes[slots]
-        if self._direct:  # a key's slot is its own: no other key can be there
-            todo = np.flatnonzero(codes == _EMPTY)
+        if self._direct:  # a key's slot is its own: a key without a code there is new
+            missing = np.flatnonzero(codes == _EMPTY)
         else:  # keys past their home slot, or not seen yet (an empty slot holds key 0 and no code)
-            todo = np.flatnonzero(self._differ(slots, keys) | (codes == _EMPTY))
+            missing = self._probe(
+                keys, slots, codes, np.flatnonzero(self._differ(slots, keys) | (codes == _EMPTY))
+            )
+        if len(missing):
+            self.add(unique_rows(keys[missing]))
+            codes[missing] = self.codes(keys[missing])
+        return codes
+
+    def _probe(self, keys: np.ndarray, slots: np.ndarray, codes: np.ndarray, todo: np.ndarray) -> np.ndarray:
+        """Fill in the codes of keys[todo] by walking on from their slots; return the positions of new keys."""
         mask = len(self._slot_codes) - 1
-        new = []
+        new = [todo[:0]]
         while len(todo):
             at = slots[todo]
             found = self._slot_codes[at]
@@ -107,8 +117,4 @@ class Codes:
             new.append(todo[empty])
             todo = todo[~(hit | empty)]
             slots[todo] = (slots[todo] + 1) & mask
-        missing = np.concatenate(new) if new else todo
-        if len(missing):
-            self.add(unique_rows(keys[missing]))
-            codes[missing] = self.codes(keys[missing])
-        return codes
+        return np.concatenate(new)
