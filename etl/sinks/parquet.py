@@ -148,6 +148,36 @@ def stored_schema(schema: pa.Schema) -> pa.Schema:
     )
 
 
+# Parquet's footer (thrift ids of FileMetaData, RowGroup, ColumnChunk and ColumnMetaData fields).
+MAGIC = b"PAR1"
+FILE_NUM_ROWS, FILE_ROW_GROUPS = 3, 4
+GROUP_COLUMNS, GROUP_FILE_OFFSET, GROUP_ORDINAL = 1, 5, 7
+CHUNK_FILE_OFFSET, CHUNK_META_DATA = 2, 3
+CHUNK_NOT_MOVABLE = {1: "file_path", 4: "offset index", 6: "column index", 8: "encryption", 9: "encryption"}
+META_OFFSETS = {9, 10, 11, 14}  # data, index and dictionary page offsets, bloom filter offset
+
+
+def _moved(group: list[thrift.Field], shift: int, ordinal: int) -> list[thrift.Field]:
+    """A row group's metadata with its offsets moved by `shift` bytes, as the `ordinal`-th of its file."""
+    for f in group:
+        if f.id == GROUP_FILE_OFFSET:
+            f.value += shift
+        elif f.id == GROUP_ORDINAL:
+            f.value = ordinal
+        elif f.id == GROUP_COLUMNS:
+            for chunk in f.value.values:
+                for c in chunk:
+                    if c.id in CHUNK_NOT_MOVABLE:  # written only if asked for: this sink does not
+                        raise ValueError(f"cannot move a column chunk with a {CHUNK_NOT_MOVABLE[c.id]}")
+                    if c.id == CHUNK_FILE_OFFSET and c.value:  # deprecated; pyarrow writes 0
+                        c.value += shift
+                    elif c.id == CHUNK_META_DATA:
+                        for m in c.value:
+                            if m.id in META_OFFSETS:
+                                m.value += shift
+    return group
+
+
 class ParquetSink:
     """Writes batches to one Parquet file, buffering them into row groups of about `row_group_bytes`.
 
@@ -181,6 +211,7 @@ class ParquetSink:
         self._atomic = atomic_path(self.path)
         self._tmp: Path | None = None
         self._options: dict | None = None  # the ParquetWriter's, chosen on the first row group
+        self._stored_metadata: dict | None = None  # for a schema with dictionaries: the values' schema
         self._file: BinaryIO | None = None
         self._footer: list[thrift.Field] = []  # the first part's footer, the template of the file's
         self._row_groups: list[list[thrift.Field]] = []
@@ -204,6 +235,10 @@ class ParquetSink:
         dictionary, statistics = column_encodings(first)
         # Lineage row numbers rise by one: delta encoding stores them in almost nothing.
         delta = {"_source_row": "DELTA_BINARY_PACKED"} if "_source_row" in self.schema.names else None
+        stored = stored_schema(self.schema)
+        if stored != self.schema:  # what store_schema writes, for the values' types rather than dictionaries
+            schema_ipc = base64.b64encode(stored.serialize().to_pybytes())
+            self._stored_metadata = {**(stored.metadata or {}), b"ARROW:schema": schema_ipc}
         self._options = dict(
             # zstd level 1 wrote smaller files than level 3 here, 20% faster; values are encoded 8192 at a time
             # rather than 1024 (fewer calls per page).
@@ -213,7 +248,7 @@ class ParquetSink:
             use_dictionary=dictionary,
             write_statistics=statistics,
             column_encoding=delta,
-            store_schema=stored_schema(self.schema) == self.schema,
+            store_schema=self._stored_metadata is None,
         )
 
     def _encode(self, table: pa.Table) -> tuple[memoryview, list[thrift.Field]]:
@@ -221,10 +256,8 @@ class ParquetSink:
         decoded (here, on the encoder's thread, while the reader's numpy calls leave the GIL free)."""
         out = pa.BufferOutputStream()
         writer = pq.ParquetWriter(out, self.schema, **self._options)
-        stored = stored_schema(self.schema)
-        if stored != self.schema:  # what store_schema writes, for the values' types rather than dictionaries
-            schema_ipc = base64.b64encode(stored.serialize().to_pybytes())
-            writer.add_key_value_metadata({**(stored.metadata or {}), b"ARROW:schema": schema_ipc})
+        if self._stored_metadata:
+            writer.add_key_value_metadata(self._stored_metadata)
         if table.num_rows:
             writer.write_table(table, row_group_size=table.num_rows)
         writer.close()
@@ -304,36 +337,6 @@ class ParquetSink:
     @property
     def bytes(self) -> int:
         return self.path.stat().st_size if self.path.exists() else 0
-
-
-# Parquet's footer (thrift ids of FileMetaData, RowGroup, ColumnChunk and ColumnMetaData fields).
-MAGIC = b"PAR1"
-FILE_NUM_ROWS, FILE_ROW_GROUPS = 3, 4
-GROUP_COLUMNS, GROUP_FILE_OFFSET, GROUP_ORDINAL = 1, 5, 7
-CHUNK_FILE_OFFSET, CHUNK_META_DATA = 2, 3
-CHUNK_NOT_MOVABLE = {1: "file_path", 4: "offset index", 6: "column index", 8: "encryption", 9: "encryption"}
-META_OFFSETS = {9, 10, 11, 14}  # data, index and dictionary page offsets, bloom filter offset
-
-
-def _moved(group: list[thrift.Field], shift: int, ordinal: int) -> list[thrift.Field]:
-    """A row group's metadata with its offsets moved by `shift` bytes, as the `ordinal`-th of its file."""
-    for f in group:
-        if f.id == GROUP_FILE_OFFSET:
-            f.value += shift
-        elif f.id == GROUP_ORDINAL:
-            f.value = ordinal
-        elif f.id == GROUP_COLUMNS:
-            for chunk in f.value.values:
-                for c in chunk:
-                    if c.id in CHUNK_NOT_MOVABLE:  # written only if asked for: this sink does not
-                        raise ValueError(f"cannot move a column chunk with a {CHUNK_NOT_MOVABLE[c.id]}")
-                    if c.id == CHUNK_FILE_OFFSET and c.value:  # deprecated; pyarrow writes 0
-                        c.value += shift
-                    elif c.id == CHUNK_META_DATA:
-                        for m in c.value:
-                            if m.id in META_OFFSETS:
-                                m.value += shift
-    return group
 
 
 class _NoOutput(Exception):
