@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from etl.arrays import text_scalar
 from etl.config import Dataset, Settings
 from etl.errors import ConfigError, SourceError
-from etl.memory import MB, batch_rows
+from etl.memory import MB, batch_rows, duckdb_memory_limit
 from etl.sinks.duckdb import connect, quote_ident, quote_literal
 from etl.sinks.parquet import ParquetSink, atomic_path, row_group_bytes, with_lineage
 from etl.sources import Context, ConvertResult, local_files
@@ -239,9 +239,11 @@ def convert_file(path: Path, out_dir: Path, dataset: Dataset, ctx: Context) -> C
     # DuckDB does not say how far into the file it is: bytes done are estimated from the average row length.
     size = path.stat().st_size if path.exists() else 0
     per_row = _row_bytes(path) if size and path.suffix != ".gz" else 0
+    # DuckDB, reading in this process, holds its memory_limit of the budget: the sink sizes row groups from the rest.
+    budget = ctx.settings.memory_limit
     with (
         ctx.bar(size if per_row else None, "B" if per_row else "rows", path.name) as bar,
-        ParquetSink(out, row_group_bytes=row_group_bytes(ctx.settings.memory_limit)) as sink,
+        ParquetSink(out, row_group_bytes=row_group_bytes(budget - duckdb_memory_limit(budget))) as sink,
     ):
         for batch in read_batches(path, dataset.options, ctx.settings, rejects.append):
             sink.write(with_lineage(batch, path.name, sink.rows + 1))
