@@ -26,6 +26,9 @@ class Faults:
     retrs: list[tuple[str, int]] = field(default_factory=list)  # (name, REST offset) per RETR
 
 
+CUT_SUFFIX = ".cut"
+
+
 class DatasusHandler(FTPHandler):
     faults: Faults
 
@@ -37,16 +40,20 @@ class DatasusHandler(FTPHandler):
             return None
         if self.faults.drops.get(name, 0) > 0:
             self.faults.drops[name] -= 1
-            # Send a third of what is left, then hang up the control connection mid-transfer.
+            # Send a third of what is left, then hang up the control connection (on_file_sent).
             start = self._restart_position
             data = Path(file).read_bytes()[start:]
-            cut = Path(file).with_name(name + ".cut")
+            cut = Path(file).with_name(name + CUT_SUFFIX)
             cut.write_bytes(data[: len(data) // 3])
             self._restart_position = 0
-            result = super().ftp_RETR(str(cut))
-            self.close_when_done()
-            return result
+            return super().ftp_RETR(str(cut))
         return super().ftp_RETR(file)
+
+    def on_file_sent(self, file):
+        # Hanging up as the transfer began sometimes closed the data connection before a byte was out, and the
+        # client had nothing to resume from; now the third has been sent whole.
+        if file.endswith(CUT_SUFFIX):
+            self.close_when_done()
 
 
 class FtpServer:
