@@ -214,10 +214,14 @@ class ParquetSink:
         self._stored_metadata: dict | None = None  # for a schema with dictionaries: the values' schema
         self._file: BinaryIO | None = None
         self._footer: list[thrift.Field] = []  # the first part's footer, the template of the file's
-        self._row_groups: list[list[thrift.Field]] = []
+        self._row_groups: list[bytes] = []  # their metadata, encoded
         # pyarrow releases the GIL while it encodes: the reader produces the next batches meanwhile.
         self._pool = ThreadPoolExecutor(max_workers=ENCODERS, thread_name_prefix="parquet-sink")
         self._in_flight: collections.deque[Future] = collections.deque()
+        # Row groups written so far go to disk meanwhile, so the final fsync waits only for the last (it was 5% of
+        # converting a DBF: 55 ms for 27 MB).
+        self._syncer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet-sync")
+        self._synced: Future | None = None
 
     def __enter__(self) -> ParquetSink:
         self._tmp = self._atomic.__enter__()
@@ -275,7 +279,8 @@ class ParquetSink:
         self._pending.append(batch)
         self._pending_bytes += batch.nbytes
         self.rows += batch.num_rows
-        if self._pending_bytes >= self.row_group_bytes:
+        # The first row group is a quarter of the others: the encoders start sooner.
+        if self._pending_bytes >= self.row_group_bytes // (4 if self._options is None else 1):
             self._flush()
 
     def _flush(self) -> None:
@@ -299,8 +304,13 @@ class ParquetSink:
             self._footer = footer
         shift = self._file.tell() - len(MAGIC)
         self._file.write(data[len(MAGIC) :])
-        for group in thrift.field(footer, FILE_ROW_GROUPS).value.values:
-            self._row_groups.append(_moved(group, shift, len(self._row_groups)))
+        for group in thrift.field(footer, FILE_ROW_GROUPS).value.values:  # encoded now, while parts encode
+            self._row_groups.append(thrift.encode(_moved(group, shift, len(self._row_groups))))
+        if self._synced is None or self._synced.done():
+            if self._synced is not None:
+                self._synced.result()  # a failed write-back fails the file
+            self._file.flush()
+            self._synced = self._syncer.submit(os.fdatasync, self._file.fileno())
 
     def _finish(self) -> None:
         """The file's footer: the first part's, listing every row group."""
@@ -322,12 +332,15 @@ class ParquetSink:
                     self._choose(self.schema.empty_table())
                     self._append(self._encode(self.schema.empty_table()))
                 self._finish()
+                if self._synced is not None:
+                    self._synced.result()
         except BaseException as e:
             exc_type, exc, tb = type(e), e, e.__traceback__
             raise
         finally:
             self._pending = []
             self._pool.shutdown(wait=True, cancel_futures=True)
+            self._syncer.shutdown(wait=True)  # before the file closes: its descriptor is in use
             if self._file is not None:
                 self._file.close()
                 self._atomic.__exit__(exc_type, exc, tb)

@@ -1,8 +1,9 @@
 """Thrift's compact protocol, as Parquet footers are written in it: a struct decoded to a tree of fields and
 encoded back byte for byte, so that the sink can move row groups between files (etl.sinks.parquet).
 
-A struct is a list of `Field`s in their order; a list is `ThriftList(element type, values)`. Values keep their
-wire type, so nothing needs Parquet's schema of the footer; callers edit fields by id.
+A struct is a list of `Field`s in their order (or, to encode, the bytes `encode` made of it); a list is
+`ThriftList(element type, values)`. Values keep their wire type, so nothing needs Parquet's schema of the footer;
+callers edit fields by id.
 """
 
 from __future__ import annotations
@@ -103,7 +104,10 @@ def _write_value(out: bytearray, kind: int, value: object) -> None:
     if kind in (I16, I32, I64):
         _write_varint(out, (value << 1) ^ (value >> 63))  # zigzag
     elif kind == STRUCT:
-        _write_struct(out, value)
+        if isinstance(value, bytes):  # a struct encoded already
+            out += value
+        else:
+            _write_struct(out, value)
     elif kind == BINARY:
         _write_varint(out, len(value))
         out += value

@@ -21,7 +21,8 @@ def test_row_groups_are_buffered_to_a_size_in_bytes(tmp_path):
     result = write_parquet(batches(100, 1000), tmp_path / "a.parquet", row_group_bytes=200_000)
     meta = pq.ParquetFile(tmp_path / "a.parquet").metadata
     assert result.rows == 100_000 and meta.num_rows == 100_000
-    assert meta.num_row_groups == 4  # 25 batches of 8 kB each fill a row group, not one group per batch
+    # 25 batches of 8 kB each fill a row group, not one group per batch; the first is a quarter of the others.
+    assert [meta.row_group(g).num_rows for g in range(meta.num_row_groups)] == [7000, *[25_000] * 3, 18_000]
     assert pq.read_table(tmp_path / "a.parquet").column("x").to_pylist() == list(range(100_000))
 
 
@@ -37,6 +38,16 @@ def test_a_failed_write_leaves_nothing(tmp_path):
 
     with pytest.raises(RuntimeError):
         write_parquet(broken(), tmp_path / "b.parquet")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_write_back_to_disk_fails_the_file(tmp_path, monkeypatch):
+    def fdatasync(fd):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr("etl.sinks.parquet.os.fdatasync", fdatasync)  # the sink's own, while row groups come
+    with pytest.raises(OSError, match="Input/output"):
+        write_parquet(batches(100, 1000), tmp_path / "s.parquet", row_group_bytes=200_000)
     assert list(tmp_path.iterdir()) == []
 
 

@@ -12,7 +12,7 @@ from dbfread import DBF, FieldParser
 from etl.errors import SourceError
 from etl.sources import dbf
 from etl.sources.dbc import dbc_to_dbf
-from etl.sources.dbf import DbfStats, read_batches, read_header, write_dbf
+from etl.sources.dbf import DbfStats, _typed, read_batches, read_header, write_dbf
 from tests.conftest import TEST_BUDGET_MB, etl_measured, samples_dir
 
 FIELDS = [
@@ -165,15 +165,19 @@ def test_coded_batches_hold_the_same_values(etl, tmp_path, monkeypatch, limit):
     write_dbf(tmp_path / "c.dbf", CODED_FIELDS, coded_records(20_000), deleted={5, 19_999})
     plain_stats, coded_stats = DbfStats(), DbfStats()
     plain = list(read_batches(tmp_path / "c.dbf", memory_limit=1, lineage="c.dbf", stats=plain_stats))
+    typed = []  # how many values each call of _typed types
+    monkeypatch.setattr(dbf, "_typed", lambda fld, *a: typed.append((fld.name, len(a[1]))) or _typed(fld, *a))
     coded = list(
         read_batches(tmp_path / "c.dbf", memory_limit=1, lineage="c.dbf", stats=coded_stats, coded=True)
     )
     assert len(coded) > 3  # several batches, one dictionary growing through them
     types = coded[0].schema
-    assert {f.name for f in types if pa.types.is_dictionary(f.type)} == {
-        *["UF", "SEXO", "IDADE", "VAL", "DT", "UTI", "PROC"],
-        "_source_file",
-    }
+    # Text comes as dictionaries; numbers, dates and bools as their own types, typed once per distinct value.
+    assert {f.name for f in types if pa.types.is_dictionary(f.type)} == {"UF", "SEXO", "PROC", "_source_file"}
+    assert [f.type for f in types][2:6] == [f.type for f in plain[0].schema][2:6]
+    once = [(name, n) for name, n in typed if name in ("IDADE", "VAL", "DT", "UTI")]
+    assert {name for name, _ in once} == {"IDADE", "VAL", "DT", "UTI"}
+    assert all(n <= 4 for _, n in once) or limit < 4  # 4 distinct values at most; past the limit, typed plainly
     assert all(b.schema == types for b in coded)
     for p, c in zip(plain, coded, strict=True):
         assert c.to_pylist() == p.to_pylist()
