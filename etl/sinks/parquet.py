@@ -37,10 +37,10 @@ SAMPLE_ROWS = 16_384  # rows of the first row group that choose the columns' enc
 ENCODERS = 2
 
 
-def row_group_bytes(budget: int) -> int:
+def row_group_bytes(budget: int, share: float = 0.25) -> int:
     """Row groups of about 32 MB in memory, smaller under a tight budget: a sink holds ENCODERS row groups being
-    encoded and one filling, a quarter of the budget beyond the interpreter's (11 MB at 256 MB)."""
-    return max(2 * MB, min(DEFAULT_ROW_GROUP_BYTES, (budget - 120 * MB) // (4 * (ENCODERS + 1))))
+    encoded and one filling, `share` of the budget beyond the interpreter's (11 MB at 256 MB for a quarter)."""
+    return max(2 * MB, min(DEFAULT_ROW_GROUP_BYTES, int((budget - 120 * MB) * share) // (ENCODERS + 1)))
 
 
 def fsync_dir(path: Path) -> None:
