@@ -12,7 +12,7 @@ from urllib.parse import unquote, urlparse
 import requests
 
 from etl.errors import FetchError, SourceError
-from etl.sinks.parquet import fsync_dir
+from etl.files import fsync_dir
 
 logger = logging.getLogger(__name__)
 

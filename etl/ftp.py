@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 
 from etl.download import PART_SUFFIX, retry_delay, safe_name
 from etl.errors import FetchError
-from etl.sinks.parquet import fsync_dir
+from etl.files import fsync_dir
 
 logger = logging.getLogger(__name__)
 

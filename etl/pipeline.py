@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from etl.config import Config, Dataset
 from etl.errors import EtlError, FetchFailures
+from etl.files import atomic_path, remove_partials
 from etl.memory import MB, RssMonitor
-from etl.sinks.parquet import atomic_path, remove_partials
 from etl.sources import Context, ConvertResult, get_source, local_files
 from etl.state import StateStore
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from etl.config import Settings
 from etl.errors import EtlError
-from etl.sinks.parquet import atomic_path
+from etl.files import atomic_path
 
 
 def render(settings: Settings, *, as_html: bool = False) -> Path:

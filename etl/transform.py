@@ -18,9 +18,10 @@ import duckdb
 
 from etl.config import Settings
 from etl.errors import LoadError
+from etl.files import atomic_path
 from etl.memory import MB
 from etl.sinks.duckdb import View, hint, quote_ident, quote_literal, run_sql_file
-from etl.sinks.parquet import atomic_path, row_group_bytes
+from etl.sinks.parquet import row_group_bytes
 
 logger = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from etl.sinks.parquet import atomic_path
+from etl.files import atomic_path
 
 HEADER = [
     "CONTADOR",

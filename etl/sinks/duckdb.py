@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 
 from etl.config import Settings
 from etl.errors import LoadError
+from etl.files import atomic_path
 from etl.memory import MB, duckdb_memory_limit, duckdb_threads
-from etl.sinks.parquet import atomic_path
 from etl.sources import SINGLE_TABLE
 
 # DuckDB is imported where used (0.13 s, ~30 MB): `etl run` loads every dataset's source, and a step that

@@ -6,7 +6,6 @@ import base64
 import collections
 import contextlib
 import os
-from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
@@ -17,6 +16,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from etl.arrays import int64_array, text_array, text_scalar
+from etl.files import NoOutput, atomic_path
 from etl.sinks import thrift
 
 MB = 1024 * 1024
@@ -29,7 +29,6 @@ MB = 1024 * 1024
 with contextlib.suppress(NotImplementedError):  # a pyarrow built without jemalloc
     pa.set_memory_pool(pa.jemalloc_memory_pool())
     pa.jemalloc_set_decay_ms(100)
-TMP_SUFFIX = ".tmp"
 DEFAULT_ROW_GROUP_BYTES = 32 * MB
 SAMPLE_ROWS = 16_384  # rows of the first row group that choose the columns' encodings
 # Row groups encoded at once, each on its own thread: pyarrow encodes a file's columns one after another, and
@@ -41,45 +40,6 @@ def row_group_bytes(budget: int, share: float = 0.25) -> int:
     """Row groups of about 32 MB in memory, smaller under a tight budget: a sink holds ENCODERS row groups being
     encoded and one filling, `share` of the budget beyond the interpreter's (11 MB at 256 MB for a quarter)."""
     return max(2 * MB, min(DEFAULT_ROW_GROUP_BYTES, int((budget - 120 * MB) * share) // (ENCODERS + 1)))
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-@contextlib.contextmanager
-def atomic_path(final: Path) -> Iterator[Path]:
-    """Yield a temporary path beside `final`; on success fsync it and rename it into place, else remove it."""
-    final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(final.name + TMP_SUFFIX)
-    tmp.unlink(missing_ok=True)
-    try:
-        yield tmp
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, final)
-        fsync_dir(final.parent)
-    except _NoOutput:
-        tmp.unlink(missing_ok=True)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def remove_partials(root: Path) -> list[Path]:
-    """Delete temporary files an interrupted run left under root; return what was removed."""
-    removed = []
-    if Path(root).exists():
-        for p in Path(root).rglob(f"*{TMP_SUFFIX}"):
-            if p.is_file():
-                p.unlink(missing_ok=True)
-                removed.append(p)
-    return removed
 
 
 # Lineage columns, on every row of every source's output (never null).
@@ -345,12 +305,8 @@ class ParquetSink:
                 self._file.close()
                 self._atomic.__exit__(exc_type, exc, tb)
             else:  # nothing to write: leave no file
-                self._atomic.__exit__(exc_type or _NoOutput, exc or _NoOutput(), tb)
+                self._atomic.__exit__(exc_type or NoOutput, exc or NoOutput(), tb)
 
     @property
     def bytes(self) -> int:
         return self.path.stat().st_size if self.path.exists() else 0
-
-
-class _NoOutput(Exception):
-    """Tells atomic_path to discard its temporary file."""

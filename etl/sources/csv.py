@@ -19,9 +19,10 @@ import pyarrow.parquet as pq
 from etl.arrays import text_scalar
 from etl.config import Dataset, Settings
 from etl.errors import ConfigError, SourceError
+from etl.files import atomic_path
 from etl.memory import MB, batch_rows, duckdb_memory_limit
 from etl.sinks.duckdb import connect, quote_ident, quote_literal
-from etl.sinks.parquet import ParquetSink, atomic_path, row_group_bytes, with_lineage
+from etl.sinks.parquet import ParquetSink, row_group_bytes, with_lineage
 from etl.sources import Context, ConvertResult, local_files
 
 logger = logging.getLogger(__name__)

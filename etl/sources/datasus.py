@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 
 from etl.config import Dataset
 from etl.errors import ConfigError, EtlError, FetchFailures, SourceError
-from etl.sinks.parquet import atomic_path
+from etl.files import atomic_path
 from etl.sources import Context, ConvertResult, local_files
 from etl.sources.datasus_catalog import STATES, expected_names, folders_for, get_system, parse_name, wanted
 from etl.sources.dbc import convert_dbc

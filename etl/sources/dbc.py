@@ -26,7 +26,7 @@ import numpy as np
 
 from etl.config import Dataset
 from etl.errors import ConversionError, SourceError
-from etl.sinks.parquet import TMP_SUFFIX, atomic_path
+from etl.files import TMP_SUFFIX, atomic_path
 from etl.sources import Context, ConvertResult
 from etl.sources.dbf import convert_dbf
 

@@ -25,8 +25,9 @@ from etl.arrays import NULL_TEXT, bool_array, text_scalar
 from etl.codes import Codes, unique_rows
 from etl.config import Dataset
 from etl.errors import ConversionError, SourceError
+from etl.files import atomic_path
 from etl.memory import batch_rows
-from etl.sinks.parquet import LINEAGE_FIELDS, ParquetSink, atomic_path, lineage_columns, row_group_bytes
+from etl.sinks.parquet import LINEAGE_FIELDS, ParquetSink, lineage_columns, row_group_bytes
 from etl.sources import SINGLE_TABLE, Context, ConvertResult
 
 logger = logging.getLogger(__name__)
@@ -340,7 +341,7 @@ class _Column:
         self.fld, self.typ, self.encoding = fld, typ, encoding
         self.words = -(-fld.length // 8)
         self.codes = Codes(self.words, 8 * fld.length) if coded and fld.length <= 16 else None
-        self.values: pa.Array | None = None  # typed, by code; text is never null, so a dictionary of it neither
+        self.values: pa.Array | None = None  # typed, by code (text is never null: nor is its dictionary)
         self.bad_codes = np.zeros(0, np.int32)  # codes of values that could not be typed
 
     def read(self, records: np.ndarray, n: int, reclen: int) -> tuple[pa.Array, int]:
@@ -363,7 +364,7 @@ class _Column:
         block = records[: n * reclen].reshape(n, reclen)
         values, bad = _typed(self.fld, self.typ, _field_bytes(block, self.fld), self.encoding)
         if self.codes is not None and pa.types.is_string(self.typ):
-            values = values.dictionary_encode()  # too many distinct values to code any longer; still a dictionary
+            values = values.dictionary_encode()  # too many distinct values to code now; a dictionary still
         return values, _count(bad)
 
     def _coded(self, codes: np.ndarray) -> tuple[pa.Array, int]:

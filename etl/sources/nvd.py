@@ -34,8 +34,9 @@ import pyarrow.json as pj
 from etl.arrays import int64_array, text_array, text_scalar
 from etl.config import Dataset
 from etl.errors import ConversionError, SourceError
+from etl.files import atomic_path
 from etl.memory import working_bytes
-from etl.sinks.parquet import ParquetSink, atomic_path, lineage_columns, row_group_bytes
+from etl.sinks.parquet import ParquetSink, lineage_columns, row_group_bytes
 from etl.sources import Context, ConvertResult, local_files
 
 logger = logging.getLogger(__name__)

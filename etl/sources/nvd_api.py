@@ -25,7 +25,7 @@ import requests
 
 from etl.download import retry_delay
 from etl.errors import FetchError, FetchFailures
-from etl.sinks.parquet import atomic_path
+from etl.files import atomic_path
 from etl.state import StateStore
 
 logger = logging.getLogger(__name__)

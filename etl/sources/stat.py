@@ -17,8 +17,9 @@ import pyarrow.parquet as pq
 
 from etl.config import Dataset
 from etl.errors import ConversionError, SourceError
+from etl.files import atomic_path
 from etl.memory import batch_rows
-from etl.sinks.parquet import ParquetSink, atomic_path, row_group_bytes, with_lineage
+from etl.sinks.parquet import ParquetSink, row_group_bytes, with_lineage
 from etl.sources import Context, ConvertResult
 
 logger = logging.getLogger(__name__)

@@ -2,7 +2,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from etl.sinks.parquet import ParquetSink, atomic_path, remove_partials, with_lineage
+from etl.files import atomic_path, remove_partials
+from etl.sinks.parquet import ParquetSink, with_lineage
 
 
 def write_parquet(batches, path, schema=None, row_group_bytes=64 * 2**20):
