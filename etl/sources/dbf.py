@@ -193,8 +193,8 @@ def _strings(block: np.ndarray, encoding: str) -> pa.Array:
     """Fixed-width text -> strings without trailing spaces and NULs, decoded from `encoding`."""
     block = np.ascontiguousarray(block)
     n, width = block.shape
-    if n == 0 or block.max() < 0x80:  # ASCII (most DATASUS columns are codes): valid UTF-8, trimmed by Arrow
-        if n == 0 or block[:, -1].min() > SPACE:  # every value fills the field: the bytes as they are
+    if block.max(initial=0) < 0x80:  # ASCII (most DATASUS columns are codes): valid UTF-8, trimmed by Arrow
+        if block[:, -1].min(initial=0xFF) > SPACE:  # every value fills the field: the bytes as they are
             offsets = np.arange(0, (n + 1) * width, width, dtype=np.int32)
             return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(block))
         fixed = pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), n, [None, pa.py_buffer(block)])
