@@ -106,7 +106,7 @@ class Codes:
             missing = np.flatnonzero(codes == _EMPTY)
         else:  # keys past their home slot, or not seen yet
             differ = self._differ(slots, keys)
-            if codes.min() == _EMPTY:  # an empty slot holds key 0 and no code: a key 0 there is new too
+            if codes.min(initial=0) == _EMPTY:  # an empty slot holds key 0 and no code: a key 0 there is new
                 differ |= codes == _EMPTY
             missing = self._probe(keys, slots, codes, np.flatnonzero(differ))
         if len(missing):
