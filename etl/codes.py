@@ -104,11 +104,10 @@ class Codes:
         codes = self._slot_codes[slots]
         if self._direct:  # a key's slot is its own: a key without a code there is new
             missing = np.flatnonzero(codes == _EMPTY)
-        else:  # keys past their home slot, or not seen yet
-            differ = self._differ(slots, keys)
-            if codes.min(initial=0) == _EMPTY:  # an empty slot holds key 0 and no code: a key 0 there is new
-                differ |= codes == _EMPTY
-            missing = self._probe(keys, slots, codes, np.flatnonzero(differ))
+        else:  # keys past their home slot, or not seen yet (an empty slot holds key 0 and no code)
+            missing = self._probe(
+                keys, slots, codes, np.flatnonzero(self._differ(slots, keys) | (codes == _EMPTY))
+            )
         if len(missing):
             self.add(unique_rows(keys[missing]))
             codes[missing] = self.codes(keys[missing])

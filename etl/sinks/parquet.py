@@ -266,11 +266,16 @@ class ParquetSink:
         self._file.write(data[len(MAGIC) :])
         for group in thrift.field(footer, FILE_ROW_GROUPS).value.values:  # encoded now, while parts encode
             self._row_groups.append(thrift.encode(_moved(group, shift, len(self._row_groups))))
-        if self._synced is None or self._synced.done():
-            if self._synced is not None:
-                self._synced.result()  # a failed write-back fails the file
-            self._file.flush()
-            self._synced = self._syncer.submit(os.fdatasync, self._file.fileno())
+        self._write_back()
+
+    def _write_back(self) -> None:
+        """Start writing what the file holds to disk, unless a write-back is still under way."""
+        if self._synced is not None:
+            if not self._synced.done():
+                return
+            self._synced.result()  # a failed write-back fails the file
+        self._file.flush()
+        self._synced = self._syncer.submit(os.fdatasync, self._file.fileno())
 
     def _finish(self) -> None:
         """The file's footer: the first part's, listing every row group."""

@@ -320,7 +320,7 @@ def _count(bad: pa.Array | None) -> int:
     return 0 if bad is None else pc.sum(bad).as_py() or 0
 
 
-DICTIONARY_LIMIT = 1 << 15  # distinct values of a coded field; past it, its batches are hashed by Arrow
+DICTIONARY_LIMIT = 1 << 15  # distinct values of a coded field; past it, text is hashed by Arrow, others typed
 
 
 SPARE_BYTES = 16  # after a batch's last record: a field is read as whole 8-byte words
