@@ -1,6 +1,6 @@
 """DATASUS microdata: `.dbc` files fetched from the FTP tree by system, group, state and period, then converted.
 
-A dataset selects files through the catalogue (etl.sources.datasus_catalog); each is downloaded once (a file whose
+A dataset selects files through the catalogue (etl.datasus.catalog); each is downloaded once (a file whose
 listed size and date match what was fetched or converted before is not fetched again), verified, converted to
 Parquet, and with `keep_raw = false` deleted once its Parquet is written.
 """
@@ -13,15 +13,19 @@ import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 import pyarrow.parquet as pq
 
 from etl.config import Dataset
+from etl.datasus.catalog import STATES, expected_names, folders_for, get_system
 from etl.errors import ConfigError, EtlError, FetchFailures, SourceError
 from etl.files import atomic_path
 from etl.sources import Context, ConvertResult, local_files
-from etl.sources.datasus_catalog import STATES, expected_names, folders_for, get_system, parse_name, wanted
 from etl.sources.dbc import convert_dbc
+
+if TYPE_CHECKING:
+    from etl.datasus.listing import Listed
 
 logger = logging.getLogger(__name__)
 
@@ -124,30 +128,18 @@ def _unchanged(
 
 
 def _fetch_ftp(dataset: Dataset, raw_dir: Path, ctx: Context) -> list[Path]:
+    from etl.datasus.listing import remote_files
     from etl.ftp import FtpClient
 
     opts: Options = dataset.options
-    system = get_system(opts.system)
-    states = ["BR"] if system.national else opts.states
-    client = FtpClient(opts.base_url)
-    todo = []
-    try:
-        for folder in folders_for(system, opts.group, opts.years, opts.months):
-            for remote in client.list(folder):
-                parsed = parse_name(remote.name, system)
-                if parsed and wanted(parsed, opts.group, states, opts.years, opts.months):
-                    todo.append((folder, remote))
-    finally:
-        client.close()
-    todo.sort(key=lambda fr: fr[1].name)
+    todo = remote_files(opts.base_url, opts.system, opts.group, opts.states, opts.years, opts.months)
     if not todo:
         logger.warning("%s: no files on %s match the selection", dataset.name, opts.base_url)
 
-    def fetch(item) -> Path:
-        folder, remote = item
+    def fetch(item: Listed) -> Path:
+        folder, remote = item.folder, item.remote
         local = Path(raw_dir) / remote.name
-        modified_ns = int(remote.modified.timestamp() * 1e9) if remote.modified else None
-        if _unchanged(ctx, dataset, local, remote.size, modified_ns):
+        if _unchanged(ctx, dataset, local, remote.size, item.modified_ns):
             logger.info("%s: unchanged, not fetched again", remote.name)
             return local
         worker = FtpClient(opts.base_url)
@@ -169,7 +161,7 @@ def _fetch_ftp(dataset: Dataset, raw_dir: Path, ctx: Context) -> list[Path]:
             )
         return path
 
-    return _run_all(dataset, ctx, raw_dir, todo, fetch, opts.workers, lambda item: item[1].name)
+    return _run_all(dataset, ctx, raw_dir, todo, fetch, opts.workers, lambda item: item.remote.name)
 
 
 def _fetch_http(dataset: Dataset, raw_dir: Path, ctx: Context) -> list[Path]:
