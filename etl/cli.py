@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from etl.config import Config, Dataset, build_options, load_config
+from etl.datasus import cli as datasus_cli
 from etl.errors import EtlError
 from etl.sources import KINDS, Context, get_source
 
@@ -133,6 +134,7 @@ def build_parser(kind_only: str | None = None) -> argparse.ArgumentParser:
         "report", help="plot peak RSS and time per step of the last run (PNG under data/reports)"
     )
     rep.add_argument("--html", action="store_true", help="also a self-contained HTML page")
+    datasus_cli.add_parser(sub)
     return p
 
 
@@ -185,6 +187,8 @@ def _report(args: argparse.Namespace, summary) -> int:
             f"(budget {data['memory_limit_mb']:.0f} MB)",
             file=sys.stderr,
         )
+        for step in summary.revised:
+            print(f"revised: {step.file}: {step.rows_before} rows before, {step.rows} now", file=sys.stderr)
     for step in summary.failed:
         print(f"etl: failed: {step.file or step.dataset or step.step}: {step.error}", file=sys.stderr)
     return EXIT_FAILED if summary.failed else EXIT_OK
@@ -354,7 +358,7 @@ def cmd_sql(args: argparse.Namespace, config: Config) -> int:
                 rows += zip(*(c.to_pylist() for c in batch.columns), strict=True)
                 if len(rows) > args.limit:
                     break
-            _print_table(names, rows[: args.limit], out)
+            print_table(names, rows[: args.limit], out)
             if len(rows) > args.limit:
                 print(f"(first {args.limit} rows; use --limit or --format csv for all)", file=sys.stderr)
     finally:
@@ -362,7 +366,8 @@ def cmd_sql(args: argparse.Namespace, config: Config) -> int:
     return EXIT_OK
 
 
-def _print_table(names: list[str], rows: list[tuple], out) -> None:
+def print_table(names: list[str], rows: list[tuple], out) -> None:
+    """Rows as aligned text columns under their names."""
     cells = [[("" if v is None else str(v)) for v in row] for row in rows]
     widths = [max([len(n)] + [len(r[i]) for r in cells]) for i, n in enumerate(names)]
     out.write("  ".join(n.ljust(w) for n, w in zip(names, widths, strict=True)).rstrip() + "\n")
@@ -397,7 +402,7 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
         )
         return EXIT_OK
     print(f"state: {config.settings.state_db}")
-    _print_table(
+    print_table(
         ["dataset", "file", "stage", "rows", "rejected", "error"],
         [(f.dataset, f.path, f.stage, f.rows_out, f.rows_rejected, (f.error or "")[:80]) for f in files],
         sys.stdout,
@@ -419,6 +424,7 @@ COMMANDS = {
     "sql": cmd_sql,
     "status": cmd_status,
     "report": cmd_report,
+    "datasus": datasus_cli.handle,
 }
 
 

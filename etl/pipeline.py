@@ -21,7 +21,7 @@ from etl.errors import EtlError, FetchFailures
 from etl.files import atomic_path, remove_partials
 from etl.memory import MB, RssMonitor
 from etl.sources import Context, ConvertResult, get_source, local_files
-from etl.state import StateStore
+from etl.state import FileRecord, StateStore
 
 if TYPE_CHECKING:  # DuckDB is imported only by the steps that use it: a conversion's RSS need not carry it
     from etl.sinks import duckdb as warehouse
@@ -47,6 +47,7 @@ class Step:
     peak_rss_mb: float = 0.0
     over_budget: bool = False
     error: str | None = None
+    rows_before: int | None = None  # a revised file: the rows its earlier version was converted to
 
 
 @dataclass
@@ -60,6 +61,11 @@ class Summary:
     @property
     def failed(self) -> list[Step]:
         return [s for s in self.steps if s.status == "failed"]
+
+    @property
+    def revised(self) -> list[Step]:
+        """Files converted again because their raw file changed (a DATASUS file published anew)."""
+        return [s for s in self.steps if s.status == "ok" and s.rows_before is not None]
 
     def to_dict(self) -> dict[str, Any]:
         done = [s for s in self.steps if s.status == "ok"]
@@ -75,6 +81,9 @@ class Summary:
             "memory_limit_mb": self.memory_limit_mb,
             "failed": len(self.failed),
             "skipped": sum(s.status == "skipped" for s in self.steps),
+            "revised": [
+                {"file": s.file, "rows_before": s.rows_before, "rows_after": s.rows} for s in self.revised
+            ],
             "steps": [asdict(s) for s in self.steps],
         }
 
@@ -159,6 +168,14 @@ class Pipeline:
                 self.publish_postgres(summary)
         return summary
 
+    def convert(self, datasets: Iterable[Dataset], *, command: str) -> Summary:
+        """acquire + convert the given datasets (which need not be in the config), leaving the warehouse alone."""
+        summary = self._start(command)
+        with self._recorded(summary):
+            for ds in datasets:
+                self.convert_dataset(ds, summary)
+        return summary
+
     def publish_postgres(self, summary: Summary) -> None:
         """The `[publish.postgres]` section: load the warehouse's tables into PostgreSQL."""
         import os
@@ -212,7 +229,8 @@ class Pipeline:
     def _finish(self, summary: Summary) -> None:
         report = summary.to_dict()
         for s in summary.steps:
-            fields = {k: v for k, v in asdict(s).items() if k not in ("step", "status")}
+            # rows_before lives in the report only: the steps table predates it
+            fields = {k: v for k, v in asdict(s).items() if k not in ("step", "status", "rows_before")}
             self.state.add_step(summary.run_id, s.step, s.status, **fields)
         self.state.finish_run(
             summary.run_id, report["status"], {k: v for k, v in report.items() if k != "steps"}
@@ -279,9 +297,21 @@ class Pipeline:
             return True
         return False
 
+    def _revised(self, before: FileRecord | None) -> bool:
+        """Converted before, its Parquet still there, and not redone by --force: the raw file itself changed."""
+        return (
+            not self.force
+            and before is not None
+            and before.rows_out is not None
+            and bool(before.outputs)
+            and all(Path(p).exists() for p in before.outputs.values())
+        )
+
     def convert_one(self, source, ds: Dataset, path: Path, out_dir: Path, summary: Summary) -> None:
         key = self.ctx.state_key(path)
         step = Step("convert", dataset=ds.name, file=key)
+        before = self.state.get_file(ds.name, key)
+        revised = self._revised(before)  # asked before converting: the new Parquet takes the old one's name
         if self.is_done(ds, key, path):
             step.status = "skipped"
             summary.steps.append(step)
@@ -308,6 +338,9 @@ class Pipeline:
             return
         step.rows, step.rejected, step.bytes = result.rows_out, result.rows_rejected, result.bytes_out
         log_findings(key, result)
+        if revised:
+            step.rows_before = before.rows_out
+            logger.info("%s: revised: %d rows before, %d now", key, before.rows_out, step.rows)
         self.state.put_file(
             ds.name,
             key,
@@ -347,23 +380,22 @@ class Pipeline:
         return views
 
     def transforms(self, views: list[warehouse.View]) -> dict[str, list[Path]]:
-        """SQL files per dataset with data: sql/<kind>/*.sql (or the kind's sql_folders), then sql/<dataset>/.
+        """SQL files per dataset with data: sql/<kind>/*.sql (or the kind's sql_folders), then sql/<dataset>/."""
+        with_data = {v.schema for v in views}
+        return {
+            ds.name: self.transform_files(ds) for ds in self.config.datasets.values() if ds.name in with_data
+        }
 
-        Each folder is looked up in the configured sql_dir first, then in the SQL shipped with etl.
-        """
+    def transform_files(self, ds: Dataset) -> list[Path]:
+        """A dataset's transform files in order; each folder from the configured sql_dir, else etl's own SQL."""
         from etl.sinks import duckdb as warehouse
 
-        with_data = {v.schema for v in views}
         roots = [self.settings.sql_dir] + ([BUILTIN_SQL] if self.settings.sql_dir != BUILTIN_SQL else [])
-        out = {}
-        for ds in self.config.datasets.values():
-            if ds.name in with_data:
-                source = get_source(ds.kind)
-                names = source.sql_folders(ds) if hasattr(source, "sql_folders") else [ds.kind]
-                names += [ds.name] if ds.name != ds.kind else []
-                folders = [next((r / n for r in roots if (r / n).is_dir()), roots[0] / n) for n in names]
-                out[ds.name] = [f for folder in folders for f in warehouse.transform_files(folder)]
-        return out
+        source = get_source(ds.kind)
+        names = source.sql_folders(ds) if hasattr(source, "sql_folders") else [ds.kind]
+        names += [ds.name] if ds.name != ds.kind else []
+        folders = [next((r / n for r in roots if (r / n).is_dir()), roots[0] / n) for n in names]
+        return [f for folder in folders for f in warehouse.transform_files(folder)]
 
     def build_warehouse(self, summary: Summary) -> None:
         step = Step("warehouse")

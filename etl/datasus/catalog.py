@@ -61,6 +61,7 @@ class Group:
     folders: tuple[Folder, ...] = ()  # default: the system's folders
     year_digits: int | None = None  # default: the system's
     stateless: bool = False  # one national file named without a state (`DOFET22.dbc`)
+    staging: str | None = None  # the staging view of sql/datasus/<system>_<group>/, where there is one
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,13 @@ class System:
 
 
 LATEST = 999912
+
+
+def _disease(pt: str, en: str) -> Group:
+    """A SINAN group: one disease, staged like every other disease in `stg_notificacoes`."""
+    return Group(pt, en, staging="stg_notificacoes")
+
+
 # SIM's national files of selected deaths (external causes, fetal, infant, maternal) share one folder.
 SIM_SELECTED = (Folder(199601, LATEST, "/dissemin/publicos/SIM/CID10/DOFET"),)
 # Long names as DATASUS's transfer page, PySUS and microdatasus give them; English where they give none.
@@ -91,7 +99,7 @@ SYSTEMS = {
         "Sistema de Informações Hospitalares do SUS",
         "Hospital Information System",
         {
-            "RD": Group("AIH Reduzida", "Reduced hospital admission record"),
+            "RD": Group("AIH Reduzida", "Reduced hospital admission record", staging="stg_internacoes"),
             "RJ": Group("AIH Rejeitada", "Rejected hospital admission record"),
             "ER": Group("AIH Rejeitada com código de erro", "Rejected admission record with its error code"),
             "SP": Group("Serviços Profissionais", "Professional services"),
@@ -109,7 +117,9 @@ SYSTEMS = {
         "Sistema de Informações Ambulatoriais do SUS",
         "Outpatient Information System",
         {
-            "PA": Group("Produção Ambulatorial", "Outpatient production"),
+            "PA": Group(
+                "Produção Ambulatorial", "Outpatient production", staging="stg_producao_ambulatorial"
+            ),
             "BI": Group(
                 "Boletim de Produção Ambulatorial individualizado",
                 "Individualised outpatient production bulletin",
@@ -149,7 +159,7 @@ SYSTEMS = {
         "Cadastro Nacional de Estabelecimentos de Saúde",
         "National Registry of Health Establishments",
         {
-            "ST": Group("Estabelecimentos", "Establishments"),
+            "ST": Group("Estabelecimentos", "Establishments", staging="stg_estabelecimentos"),
             "LT": Group("Leitos", "Beds"),
             "EQ": Group("Equipamentos", "Equipment"),
             "SR": Group("Serviço Especializado", "Specialised services"),
@@ -172,7 +182,7 @@ SYSTEMS = {
         "Sistema de Informações sobre Mortalidade",
         "Mortality Information System",
         {
-            "DO": Group("Declarações de Óbito", "Death certificates"),
+            "DO": Group("Declarações de Óbito", "Death certificates", staging="stg_obitos"),
             "DOEXT": Group(
                 "Óbitos por causas externas", "Deaths from external causes", SIM_SELECTED, 2, stateless=True
             ),
@@ -189,7 +199,9 @@ SYSTEMS = {
         "Sistema de Informações sobre Nascidos Vivos",
         "Live Birth Information System",
         {
-            "DN": Group("Declarações de Nascidos Vivos", "Live birth certificates"),
+            "DN": Group(
+                "Declarações de Nascidos Vivos", "Live birth certificates", staging="stg_nascidos_vivos"
+            ),
             "DNEX": Group(
                 "Nascidos vivos de mães residentes no exterior",
                 "Live births to mothers resident abroad",
@@ -205,29 +217,29 @@ SYSTEMS = {
         "Sistema de Informação de Agravos de Notificação",
         "Notifiable Diseases Information System",
         {
-            "DENG": Group("Dengue", "Dengue"),
-            "ZIKA": Group("Zika vírus", "Zika virus"),
-            "CHIK": Group("Febre de Chikungunya", "Chikungunya fever"),
-            "HANS": Group("Hanseníase", "Leprosy"),
-            "TUBE": Group("Tuberculose", "Tuberculosis"),
-            "LEPT": Group("Leptospirose", "Leptospirosis"),
-            "MENI": Group("Meningite", "Meningitis"),
-            "SIFC": Group("Sífilis congênita", "Congenital syphilis"),
-            "SIFG": Group("Sífilis em gestante", "Syphilis in pregnancy"),
-            "VIOL": Group(
+            "DENG": _disease("Dengue", "Dengue"),
+            "ZIKA": _disease("Zika vírus", "Zika virus"),
+            "CHIK": _disease("Febre de Chikungunya", "Chikungunya fever"),
+            "HANS": _disease("Hanseníase", "Leprosy"),
+            "TUBE": _disease("Tuberculose", "Tuberculosis"),
+            "LEPT": _disease("Leptospirose", "Leptospirosis"),
+            "MENI": _disease("Meningite", "Meningitis"),
+            "SIFC": _disease("Sífilis congênita", "Congenital syphilis"),
+            "SIFG": _disease("Sífilis em gestante", "Syphilis in pregnancy"),
+            "VIOL": _disease(
                 "Violência doméstica, sexual e/ou outras violências", "Domestic, sexual and other violence"
             ),
-            "ANIM": Group("Acidente por animais peçonhentos", "Venomous animal accidents"),
-            "ESQU": Group("Esquistossomose", "Schistosomiasis"),
-            "HEPA": Group("Hepatites virais", "Viral hepatitis"),
-            "LEIV": Group("Leishmaniose visceral", "Visceral leishmaniasis"),
-            "LTAN": Group("Leishmaniose tegumentar americana", "American cutaneous leishmaniasis"),
-            "MALA": Group("Malária", "Malaria"),
-            "COQU": Group("Coqueluche", "Whooping cough"),
-            "DIFT": Group("Difteria", "Diphtheria"),
-            "SIFA": Group("Sífilis adquirida", "Acquired syphilis"),
-            "TETA": Group("Tétano acidental", "Accidental tetanus"),
-            "FMAC": Group("Febre maculosa", "Spotted fever"),
+            "ANIM": _disease("Acidente por animais peçonhentos", "Venomous animal accidents"),
+            "ESQU": _disease("Esquistossomose", "Schistosomiasis"),
+            "HEPA": _disease("Hepatites virais", "Viral hepatitis"),
+            "LEIV": _disease("Leishmaniose visceral", "Visceral leishmaniasis"),
+            "LTAN": _disease("Leishmaniose tegumentar americana", "American cutaneous leishmaniasis"),
+            "MALA": _disease("Malária", "Malaria"),
+            "COQU": _disease("Coqueluche", "Whooping cough"),
+            "DIFT": _disease("Difteria", "Diphtheria"),
+            "SIFA": _disease("Sífilis adquirida", "Acquired syphilis"),
+            "TETA": _disease("Tétano acidental", "Accidental tetanus"),
+            "FMAC": _disease("Febre maculosa", "Spotted fever"),
         },
         True,
         2,
