@@ -43,15 +43,17 @@ def dataset_for(
     """The dataset a system/group selection is fetched into and compared with.
 
     A `datasus` dataset of the config for that system and group (not a sample, not local paths) is used with its
-    options, the selection given here replacing its own; otherwise a dataset named `<system>_<group>`
-    (`sih_rd`; `sih_rd_ftp` when the config already uses that name for something else).
+    options (base_url, encoding, keep_raw, …) and this selection in place of its own (None selects everything);
+    otherwise a dataset named `<system>_<group>` (`sih_rd`; `sih_rd_ftp` when the config already uses that name
+    for something else).
     """
     from etl.sources.datasus import Options
 
     spec = get_system(system)
     group = check_group(spec, group)
-    selection = {"states": states, "years": years, "months": months, "base_url": base_url}
-    selection = {k: v for k, v in selection.items() if v is not None}
+    selection = {"states": states or [], "years": years or [], "months": months or []}
+    if base_url:
+        selection["base_url"] = base_url
     for ds in config.datasets.values():
         opts = ds.options
         if (
@@ -158,7 +160,7 @@ def scan(
         run_transform(con, cfg.settings, ds.name, path, views)
         if con.execute(
             "SELECT 1 FROM duckdb_views() WHERE schema_name = ? AND view_name = ?", [ds.name, view]
-        ).fetchone():
+        ).fetchall():
             break
     else:
         raise EtlError(
