@@ -35,13 +35,12 @@ def handle(args: argparse.Namespace, config: Config) -> int:
     from etl.cli import print_table
 
     command = args.datasus_command
-    data = (
-        systems()
-        if command == "systems"
-        else groups(args.system)
-        if command == "groups"
-        else files(args, config)
-    )
+    if command == "systems":
+        data = systems()
+    elif command == "groups":
+        data = groups(args.system)
+    else:
+        data = files(args, config)
     if args.json:
         print(json.dumps(data, ensure_ascii=False))
     elif command == "systems":
@@ -62,7 +61,7 @@ def handle(args: argparse.Namespace, config: Config) -> int:
             [[f["name"], f["size"], f["modified"] or "", f["status"]] for f in data["files"]],
             sys.stdout,
         )
-        counts = ", ".join(f"{n} {s}" for s in ("new", "converted", "changed") if (n := data["counts"][s]))
+        counts = ", ".join(f"{n} {s}" for s, n in data["counts"].items() if n)
         print(
             f"{len(data['files'])} files ({counts or 'none'}) in {data['dataset']}'s selection",
             file=sys.stderr,
@@ -104,7 +103,7 @@ def groups(system: str) -> dict[str, Any]:
 def files(args: argparse.Namespace, config: Config) -> dict[str, Any]:
     """The selection's remote files from the FTP listing, each with its status against the state store."""
     from etl.datasus.api import dataset_for
-    from etl.datasus.listing import status
+    from etl.datasus.listing import CHANGED, STATUSES, remote_files, status
     from etl.errors import ConfigError
     from etl.sources import Context
     from etl.state import StateStore
@@ -117,8 +116,6 @@ def files(args: argparse.Namespace, config: Config) -> dict[str, Any]:
         raise ConfigError(
             f"cannot list {opts.base_url}: only an FTP tree can be listed", hint="Pass --base-url ftp://…"
         )
-    from etl.datasus.listing import remote_files
-
     listed = remote_files(opts.base_url, opts.system, opts.group, opts.states, opts.years, opts.months)
     ctx = Context(settings=config.settings)
     state = StateStore(config.settings.state_db)
@@ -140,7 +137,7 @@ def files(args: argparse.Namespace, config: Config) -> dict[str, Any]:
             )
     finally:
         state.close()
-    counts = {s: sum(r["status"] == s for r in rows) for s in ("new", "converted", "changed")}
+    counts = {s: sum(r["status"] == s for r in rows) for s in STATUSES}
     if args.changed:
-        rows = [r for r in rows if r["status"] == "changed"]
+        rows = [r for r in rows if r["status"] == CHANGED]
     return {"system": spec.name, "group": group, "dataset": ds.name, "counts": counts, "files": rows}

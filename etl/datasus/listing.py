@@ -10,6 +10,7 @@ from etl.ftp import FtpClient, RemoteFile
 from etl.state import FileRecord
 
 NEW, CONVERTED, CHANGED = "new", "converted", "changed"
+STATUSES = (NEW, CONVERTED, CHANGED)
 
 
 @dataclass(frozen=True)

@@ -14,19 +14,6 @@ from tests.sources.test_datasus import dbc_bytes
 
 
 @pytest.fixture
-def tree(tmp_path):
-    root, work = tmp_path / "ftp", tmp_path / "work"
-    work.mkdir()
-    for name, state, month in [
-        ("RDSP2301.dbc", "SP", 1),
-        ("RDSP2302.dbc", "SP", 2),
-        ("RDRJ2301.dbc", "RJ", 1),
-    ]:
-        put(root, SIH, name, dbc_bytes(work, name, state, 2023, month))
-    return root
-
-
-@pytest.fixture
 def notebook(tmp_path, monkeypatch):
     """A project folder with an etl.toml (its sample dataset has the name the API would take) and a notebooks/."""
     (tmp_path / "etl.toml").write_text(

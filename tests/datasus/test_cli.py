@@ -9,20 +9,6 @@ from tests.ftp_server import SIH, FtpServer, put
 from tests.sources.test_datasus import dbc_bytes
 
 
-@pytest.fixture
-def tree(tmp_path):
-    root, work = tmp_path / "ftp", tmp_path / "work"
-    work.mkdir()
-    for name, state, month in [
-        ("RDSP2301.dbc", "SP", 1),
-        ("RDSP2302.dbc", "SP", 2),
-        ("RDRJ2301.dbc", "RJ", 1),
-    ]:
-        put(root, SIH, name, dbc_bytes(work, name, state, 2023, month))
-    put(root, SIH, "README.txt", b"not data")
-    return root
-
-
 def write_config(tmp_path, url, months):
     (tmp_path / "etl.toml").write_text(
         '[datasets.sih]\nkind = "datasus"\nsystem = "SIH"\ngroup = "RD"\nstates = ["SP"]\nyears = [2023]\n'
