@@ -63,7 +63,8 @@ def handle(args: argparse.Namespace, config: Config) -> int:
         )
         counts = ", ".join(f"{n} {s}" for s, n in data["counts"].items() if n)
         print(
-            f"{len(data['files'])} files ({counts or 'none'}) in {data['dataset']}'s selection",
+            f"{len(data['files'])} file{'' if len(data['files']) == 1 else 's'} ({counts or 'none'}) "
+            f"in {data['dataset']}'s selection",
             file=sys.stderr,
         )
     return 0

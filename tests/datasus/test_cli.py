@@ -102,3 +102,22 @@ def test_files_refuses_what_cannot_be_listed(etl, tmp_path):
     assert r.code == 1 and "SIH has no group 'XX'" in r.err and "Groups: RD" in r.err
     r = etl("datasus", "files", "SIH", "RD", "--base-url", "https://mirror.example/datasus")
     assert r.code == 1 and "only an FTP tree can be listed" in r.err
+
+
+def test_files_of_national_groups_with_and_without_a_state_in_their_names(etl, tmp_path):
+    root = tmp_path / "ftp"
+    put(root, "dissemin/publicos/SINAN/DADOS/FINAIS", "DENGBR22.dbc", b"x" * 10)
+    put(root, "dissemin/publicos/SINAN/DADOS/PRELIM", "DENGBR24.dbc", b"x" * 20)
+    put(root, "dissemin/publicos/SINAN/DADOS/PRELIM", "ZIKABR24.dbc", b"x" * 30)
+    put(root, "dissemin/publicos/SIM/CID10/DOFET", "DOFET22.dbc", b"x" * 40)
+    put(root, "dissemin/publicos/SIM/CID10/DOFET", "DOEXT22.dbc", b"x" * 50)
+    with FtpServer(root) as url:
+        data = json.loads(etl("--json", "datasus", "files", "SINAN", "DENG", "--base-url", url).out)
+        assert [(f["name"], f["folder"], f["state"], f["year"], f["size"]) for f in data["files"]] == [
+            ("DENGBR22.dbc", "/dissemin/publicos/SINAN/DADOS/FINAIS", "BR", 2022, 10),
+            ("DENGBR24.dbc", "/dissemin/publicos/SINAN/DADOS/PRELIM", "BR", 2024, 20),
+        ]
+        r = etl("datasus", "files", "SIM", "DOFET", "--years", "2022", "--base-url", url)
+        assert r.code == 0, r.err
+        assert [line.split()[:2] for line in r.out.splitlines()[2:]] == [["DOFET22.dbc", "40"]]
+        assert "1 file (1 new)" in r.err
