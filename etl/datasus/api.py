@@ -39,10 +39,12 @@ def dataset_for(
     years: list[int] | None = None,
     months: list[int] | None = None,
     base_url: str | None = None,
+    dataset: str | None = None,
 ) -> Dataset:
     """The dataset a system/group selection is fetched into and compared with.
 
-    A `datasus` dataset of the config for that system and group (not a sample, not local paths) is used with its
+    `dataset` names one of the config's `datasus` datasets (a sample too) with this system and group. Otherwise a
+    `datasus` dataset of the config for that system and group (not a sample, not local paths) is used with its
     options (base_url, encoding, keep_raw, …) and this selection in place of its own (None selects everything);
     otherwise a dataset named `<system>_<group>` (`sih_rd`; `sih_rd_ftp` when the config already uses that name
     for something else).
@@ -54,6 +56,15 @@ def dataset_for(
     selection = {"states": states or [], "years": years or [], "months": months or []}
     if base_url:
         selection["base_url"] = base_url
+    if dataset is not None:
+        ds = config.datasets.get(dataset)
+        if ds is None or ds.kind != "datasus" or (ds.options.system, ds.options.group) != (spec.name, group):
+            mine = [n for n, d in config.datasets.items() if d.kind == "datasus"]
+            raise ConfigError(
+                f"the config has no {spec.name} {group} dataset named {dataset!r}",
+                hint=f"Its datasus datasets: {', '.join(mine) or 'none'}",
+            )
+        return Dataset(ds.name, ds.kind, dataclasses.replace(ds.options, **selection))
     for ds in config.datasets.values():
         opts = ds.options
         if (
@@ -119,8 +130,12 @@ def scan(
     config: str | Path | None = None,
     data_dir: str | Path | None = None,
     memory_limit: str | int | None = None,
+    dataset: str | None = None,
 ) -> pl.LazyFrame:
     """A Polars LazyFrame over the staged, labelled rows of what was converted of a selection (no download).
+
+    The rows are those of the dataset `fetch` converts into, or of the config's `dataset` named (`make etl`'s
+    sample: `scan("SIH", "RD", dataset="sih_rd")`).
 
     The group's staging view (sql/datasus/<system>_<group>/, e.g. SIH RD `stg_internacoes`) is evaluated by
     DuckDB over the selection's Parquet files under the memory budget; the frame streams DuckDB's record batches,
@@ -132,7 +147,7 @@ def scan(
     from etl.transform import run_transform
 
     cfg = load(config, data_dir=data_dir, memory_limit=memory_limit)
-    ds = dataset_for(cfg, system, group, states, years, months)
+    ds = dataset_for(cfg, system, group, states, years, months, dataset=dataset)
     opts = ds.options
     view = get_system(opts.system).groups[opts.group].staging
     if view is None:

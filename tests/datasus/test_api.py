@@ -116,3 +116,23 @@ def test_a_file_published_anew_is_converted_again_and_reported(etl, tmp_path, tr
         report = json.loads(r.out)
         assert report["revised"] == [] and report["skipped"] == 2
         assert json.loads(etl("--json", "datasus", "files", "SIH", "RD", "--changed").out)["files"] == []
+
+
+def test_scan_reads_a_named_dataset_of_the_config_such_as_the_sample(etl, tmp_path):
+    (tmp_path / "etl.toml").write_text('[datasets.sih]\nkind = "datasus"\nsample = true\nsample_rows = 100\n')
+    assert etl("run").code == 0
+    staged = datasus.scan("SIH", "RD", dataset="sih")
+    by_state = staged.group_by("uf_residencia").len().sort("uf_residencia").collect().rows()
+    assert by_state == etl_rows(
+        etl, "SELECT uf_residencia, count(*) FROM sih.stg_internacoes GROUP BY 1 ORDER BY 1"
+    )
+    assert datasus.scan("SIH", "RD", ["MG"], dataset="sih").select(pl.len()).collect().item() == 100
+    with pytest.raises(EtlError, match="the config has no SIH RD dataset named 'nvd'") as e:
+        datasus.scan("SIH", "RD", dataset="nvd")
+    assert e.value.hint == "Its datasus datasets: sih"
+
+
+def etl_rows(etl, sql):
+    """The rows `etl sql` gives, as tuples of text and integers."""
+    lines = etl("sql", sql, "--format", "csv").out.splitlines()[1:]
+    return [(a, int(b)) for a, b in (line.split(",") for line in lines)]
