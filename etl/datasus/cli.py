@@ -21,7 +21,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     f = cmds.add_parser(
         "files", help="the remote files of a selection: size, date, and new/converted/changed"
     )
-    f.add_argument("system", metavar="SYSTEM")
+    f.add_argument("system", metavar="SYSTEM", help="SIH, SIA, SIM, SINASC, CNES or SINAN")
     f.add_argument("group", metavar="GROUP", help="RD, PA, DO, DN, ST, DENG, … (`etl datasus groups SYSTEM`)")
     f.add_argument("--states", nargs="+", metavar="UF", help="state codes (default: all)")
     f.add_argument("--years", nargs="+", type=int, metavar="YEAR", help="years (default: all)")
