@@ -85,14 +85,16 @@ def test_fetch_names_the_files_that_failed(notebook, tree):
     assert datasus.scan("SIH", "RD", states=["SP"]).select(pl.len()).collect().item() == 200
 
 
-def test_a_file_published_anew_is_converted_again_and_reported(etl, tmp_path, tree):
+@pytest.mark.parametrize("keep_raw", [True, False])
+def test_a_file_published_anew_is_converted_again_and_reported(etl, tmp_path, tree, keep_raw):
     with FtpServer(tree) as url:
         (tmp_path / "etl.toml").write_text(
             f'[datasets.sih]\nkind = "datasus"\nsystem = "SIH"\ngroup = "RD"\nstates = ["SP"]\nyears = [2023]\n'
-            f'base_url = "{url}"\n'
+            f'base_url = "{url}"\nkeep_raw = {str(keep_raw).lower()}\n'
         )
         assert etl("run").code == 0
         first = tmp_path / "data" / "parquet" / "sih" / "RDSP2301.parquet"
+        assert (tmp_path / "data" / "raw" / "sih" / "RDSP2301.dbc").exists() == keep_raw
         assert duckdb.sql(f"SELECT count(*) FROM '{first}'").fetchall() == [(200,)]
 
         put(tree, SIH, "RDSP2301.dbc", dbc_bytes(tmp_path / "work", "RDSP2301.dbc", "SP", 2023, 1, rows=260))
