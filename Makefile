@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+EXPLORE_STAMP := $(VENV)/.explore-installed
+# Jupyter listens here; JUPYTER_IP=0.0.0.0 to reach it from outside a container.
+JUPYTER_IP ?= 127.0.0.1
 
 .DEFAULT_GOAL := help
 .PHONY: help setup etl test test-fast bench lint format notebooks clean
@@ -39,9 +42,12 @@ format: $(STAMP) ## Reformat the code with ruff
 	$(BIN)/ruff check --fix etl tests benchmarks
 	$(BIN)/ruff format etl tests benchmarks
 
-notebooks: $(STAMP) ## Start Jupyter Lab on notebooks/ (installs it into .venv the first time)
+$(EXPLORE_STAMP): $(STAMP)
 	$(BIN)/pip install --quiet -e '.[dev,explore]'
-	$(BIN)/jupyter lab notebooks/
+	touch $(EXPLORE_STAMP)
+
+notebooks: $(EXPLORE_STAMP) ## Start Jupyter Lab on notebooks/ (installs it into .venv the first time)
+	$(BIN)/jupyter lab --no-browser --allow-root --ip $(JUPYTER_IP) notebooks/
 
 clean: ## Remove everything produced under data/ (keeps .venv)
 	find data -mindepth 1 ! -name .gitkeep -exec rm -rf {} +

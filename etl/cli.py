@@ -130,9 +130,8 @@ def build_parser(kind_only: str | None = None) -> argparse.ArgumentParser:
     q.add_argument("--limit", type=int, default=1000, help="rows shown in table format (default 1000)")
 
     sub.add_parser("status", help="what the state store knows: files, cursors, last runs")
-    rep = sub.add_parser(
-        "report", help="plot peak RSS and time per step of the last run (PNG under data/reports)"
-    )
+    rep = sub.add_parser("report", help="plot peak RSS and time per step of a run (PNG under data/reports)")
+    rep.add_argument("--run", type=int, metavar="N", help="the run to show (default: the last that did work)")
     rep.add_argument("--html", action="store_true", help="also a self-contained HTML page")
     datasus_cli.add_parser(sub)
     return p
@@ -379,7 +378,21 @@ def print_table(names: list[str], rows: list[tuple], out) -> None:
 def cmd_report(args: argparse.Namespace, config: Config) -> int:
     from etl.report import render
 
-    print(render(config.settings, as_html=args.html))
+    rendered = render(config.settings, run_id=args.run, as_html=args.html)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "run_id": rendered.run_id,
+                    "png": str(rendered.png),
+                    "html": rendered.html and str(rendered.html),
+                }
+            )
+        )
+    else:
+        print(rendered.png)
+        if rendered.html:
+            print(rendered.html)
     return EXIT_OK
 
 

@@ -57,6 +57,7 @@ class Summary:
     memory_limit_mb: float = 0.0
     run_id: int | None = None
     interrupted: bool = False
+    started_at: float = field(default_factory=time.time)
 
     @property
     def failed(self) -> list[Step]:
@@ -72,6 +73,7 @@ class Summary:
         return {
             "command": self.command,
             "run_id": self.run_id,
+            "started_at": self.started_at,
             "status": "interrupted" if self.interrupted else "failed" if self.failed else "ok",
             "rows": sum(s.rows for s in done if s.step == "convert"),
             "rejected": sum(s.rejected for s in done if s.step == "convert"),
