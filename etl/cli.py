@@ -258,8 +258,11 @@ def cmd_fetch(args: argparse.Namespace, config: Config) -> int:
             if path is not None:
                 step.bytes = path.stat().st_size
         return _report(args, summary)
+    from etl.lock import WriterLock
+
     source = get_source(args.kind)
     options = options_from_args(source.Options, args, f"etl fetch {args.kind}")
+    lock = WriterLock(config.settings.data_dir)
     state = StateStore(config.settings.state_db)
     try:
         ctx = Context(settings=config.settings, base_dir=Path.cwd(), progress=_progress(args), state=state)
@@ -273,6 +276,7 @@ def cmd_fetch(args: argparse.Namespace, config: Config) -> int:
             step.rows, step.bytes = len(files), sum(p.stat().st_size for p in files if p.exists())
     finally:
         state.close()
+        lock.release()
     return _report(args, summary)
 
 

@@ -32,6 +32,10 @@ class ConfigError(EtlError):
     """The configuration (etl.toml, ETL_* variables or options) is invalid."""
 
 
+class LockedError(EtlError):
+    """Another etl command is writing to the same data directory."""
+
+
 class SourceError(EtlError):
     """An input cannot be read: missing, malformed, or not what its kind expects."""
 

@@ -4,10 +4,33 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 TMP_SUFFIX = ".tmp"
+# `<name>.<pid>-<8 hex>.tmp`: the owner's pid, so a sweep removes only what a process that is gone left behind.
+_OWNED = re.compile(rf"\.(\d+)-[0-9a-f]{{8}}{re.escape(TMP_SUFFIX)}$")
+
+
+def tmp_path(final: Path) -> Path:
+    """A temporary name beside `final`, unique to this process and call (two runs never share one)."""
+    return final.with_name(f"{final.name}.{os.getpid()}-{secrets.token_hex(4)}{TMP_SUFFIX}")
+
+
+def owner_alive(path: Path) -> bool:
+    """Whether the process that named this temporary file still runs (names without a pid have no owner)."""
+    match = _OWNED.search(path.name)
+    if not match:
+        return False
+    try:
+        os.kill(int(match.group(1)), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
 
 
 def fsync_dir(path: Path) -> None:
@@ -23,8 +46,7 @@ def atomic_path(final: Path) -> Iterator[Path]:
     """Yield a temporary path beside `final`; on success fsync it and rename it into place, else remove it."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(final.name + TMP_SUFFIX)
-    tmp.unlink(missing_ok=True)
+    tmp = tmp_path(final)
     try:
         yield tmp
         with open(tmp, "rb+") as f:
@@ -39,11 +61,11 @@ def atomic_path(final: Path) -> Iterator[Path]:
 
 
 def remove_partials(root: Path) -> list[Path]:
-    """Delete temporary files an interrupted run left under root; return what was removed."""
+    """Delete temporary files that interrupted runs left under root (never a live process's); return them."""
     removed = []
     if Path(root).exists():
         for p in Path(root).rglob(f"*{TMP_SUFFIX}"):
-            if p.is_file():
+            if p.is_file() and not owner_alive(p):
                 p.unlink(missing_ok=True)
                 removed.append(p)
     return removed

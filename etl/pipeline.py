@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from etl.config import Config, Dataset
 from etl.errors import EtlError, FetchFailures
 from etl.files import atomic_path, remove_partials
+from etl.lock import WriterLock
 from etl.memory import MB, RssMonitor
 from etl.sources import Context, ConvertResult, get_source, local_files
 from etl.state import FileRecord, StateStore
@@ -138,16 +139,25 @@ def checksum(path: Path) -> str:
 
 
 class Pipeline:
-    def __init__(self, config: Config, *, progress=None, force: bool = False):
+    def __init__(self, config: Config, *, progress=None, force: bool = False, writes: bool = True):
+        """With writes (the default) the data directory's writer lock is held until close()."""
         self.config = config
         self.settings = config.settings
         self.force = force
-        self.state = StateStore(self.settings.state_db)
+        self.lock = WriterLock(self.settings.data_dir) if writes else None
+        try:
+            self.state = StateStore(self.settings.state_db)
+        except BaseException:
+            if self.lock:
+                self.lock.release()
+            raise
         base = config.path.resolve().parent if config.path else Path.cwd()
         self.ctx = Context(settings=self.settings, base_dir=base, progress=progress, state=self.state)
 
     def close(self) -> None:
         self.state.close()
+        if self.lock:
+            self.lock.release()
 
     def datasets(self, only: Iterable[str] | None) -> list[Dataset]:
         names = list(only or self.config.datasets)

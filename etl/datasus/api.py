@@ -155,7 +155,7 @@ def scan(
             f"{opts.system} {opts.group} has no staging view",
             hint="Read its Parquet with etl.datasus.fetch(...) and polars.scan_parquet",
         )
-    pipeline = Pipeline(cfg)
+    pipeline = Pipeline(cfg, writes=False)  # a reader: it never waits for a run
     try:
         files = _converted(pipeline, ds)
         sql_files = pipeline.transform_files(ds)

@@ -26,7 +26,7 @@ import numpy as np
 
 from etl.config import Dataset
 from etl.errors import ConversionError, SourceError
-from etl.files import TMP_SUFFIX, atomic_path
+from etl.files import atomic_path, tmp_path
 from etl.sources import Context, ConvertResult
 from etl.sources.dbf import convert_dbf
 
@@ -235,7 +235,7 @@ def convert_dbc(
     if keep_dbf:
         dbf = atomic_path(out_dir / f"{path.stem}.dbf")
     else:  # scratch, named so that a run after a crash sweeps it away
-        dbf = _scratch(ctx.settings.tmp_dir / f"{path.stem}.dbf{TMP_SUFFIX}")
+        dbf = _scratch(tmp_path(ctx.settings.tmp_dir / f"{path.stem}.dbf"))
     with dbf as target, Decompression(path, target) as stream:
         return convert_dbf(
             target,
