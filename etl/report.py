@@ -97,6 +97,9 @@ def render(settings: Settings, *, run_id: int | None = None, as_html: bool = Fal
     """Write data/reports/run-<id>.png (and run-<id>.html) from that run's report."""
     report = choose(settings, run_id)
     png = settings.reports_dir / f"run-{report['run_id']}.png"
+    import matplotlib
+
+    matplotlib.use("Agg")  # a file, not a screen (a notebook's inline backend stays its own in plot())
     fig = plot(report)
     with atomic_path(png) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
