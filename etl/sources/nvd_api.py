@@ -25,7 +25,7 @@ import requests
 
 from etl.download import retry_delay
 from etl.errors import FetchError, FetchFailures
-from etl.files import atomic_path
+from etl.files import atomic_path, remove_partials
 from etl.state import StateStore
 
 logger = logging.getLogger(__name__)
@@ -320,6 +320,7 @@ def sync(
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    remove_partials(out_dir)  # pages a killed sync left half-written: their names are its own, never reused
     api_key = api_key or os.environ.get("NVD_API_KEY") or None
     limiter = limiter_for(base_url, max_requests or (50 if api_key else 5), window_seconds)
     client = Client(base_url, api_key, limiter, timeout, max_tries)
