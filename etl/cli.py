@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import itertools
 import json
@@ -13,6 +12,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
+from etl import query_cli
 from etl.config import Config, Dataset, build_options, load_config
 from etl.datasus import cli as datasus_cli
 from etl.errors import EtlError
@@ -124,11 +124,7 @@ def build_parser(kind_only: str | None = None) -> argparse.ArgumentParser:
     what.add_argument("--query", help="a SELECT")
     ep.add_argument("--out", type=Path, required=True, help="output directory")
 
-    q = sub.add_parser("sql", help="query the warehouse read-only")
-    q.add_argument("query", help="a SQL query")
-    q.add_argument("--format", choices=("table", "csv", "json"), default="table")
-    q.add_argument("--limit", type=int, default=1000, help="rows shown in table format (default 1000)")
-
+    query_cli.register(sub)
     sub.add_parser("status", help="what the state store knows: files, cursors, last runs")
     rep = sub.add_parser("report", help="plot peak RSS and time per step of a run (PNG under data/reports)")
     rep.add_argument("--run", type=int, metavar="N", help="the run to show (default: the last that did work)")
@@ -326,49 +322,6 @@ def cmd_extract(args: argparse.Namespace, config: Config) -> int:
     return _report(args, summary)
 
 
-def cmd_sql(args: argparse.Namespace, config: Config) -> int:
-    from etl.sinks.duckdb import connect
-
-    if not config.settings.warehouse.exists():
-        raise EtlError(
-            f"no warehouse at {config.settings.warehouse}", hint="Run `etl run` (or `make etl`) first"
-        )
-    con = connect(config.settings, config.settings.warehouse, read_only=True, preserve_order=True)
-    try:
-        try:
-            rel = con.sql(args.query)
-        except Exception as e:
-            raise EtlError(
-                str(e).splitlines()[0], hint="Check the query; `etl sql 'SHOW ALL TABLES'` lists tables"
-            ) from None
-        if rel is None:
-            return EXIT_OK
-        reader = rel.to_arrow_reader(10_000)
-        names = reader.schema.names
-        out = sys.stdout
-        if args.format == "csv":
-            w = csv.writer(out, lineterminator="\n")
-            w.writerow(names)
-            for batch in reader:
-                w.writerows(zip(*(c.to_pylist() for c in batch.columns), strict=True))
-        elif args.format == "json":
-            for batch in reader:
-                for row in batch.to_pylist():
-                    out.write(json.dumps(row, default=str, ensure_ascii=False) + "\n")
-        else:
-            rows: list[tuple] = []
-            for batch in reader:
-                rows += zip(*(c.to_pylist() for c in batch.columns), strict=True)
-                if len(rows) > args.limit:
-                    break
-            print_table(names, rows[: args.limit], out)
-            if len(rows) > args.limit:
-                print(f"(first {args.limit} rows; use --limit or --format csv for all)", file=sys.stderr)
-    finally:
-        con.close()
-    return EXIT_OK
-
-
 def print_table(names: list[str], rows: list[tuple], out) -> None:
     """Rows as aligned text columns under their names."""
     cells = [[("" if v is None else str(v)) for v in row] for row in rows]
@@ -438,7 +391,7 @@ COMMANDS = {
     "fetch": cmd_fetch,
     "load": cmd_load,
     "extract": cmd_extract,
-    "sql": cmd_sql,
+    **query_cli.COMMANDS,
     "status": cmd_status,
     "report": cmd_report,
     "datasus": datasus_cli.handle,

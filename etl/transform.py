@@ -20,7 +20,7 @@ from etl.config import Settings
 from etl.errors import LoadError
 from etl.files import atomic_path
 from etl.memory import MB
-from etl.sinks.duckdb import View, hint, quote_ident, quote_literal, run_sql_file
+from etl.sinks.duckdb import View, hint, parquet_scan, quote_ident, quote_literal, run_sql_file
 from etl.sinks.parquet import row_group_bytes
 
 logger = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ def run_polars_file(
         ) from None
     con.execute(
         f"CREATE OR REPLACE VIEW {quote_ident(schema)}.{quote_ident(name)} AS "
-        f"SELECT * FROM read_parquet({quote_literal(str(out.resolve()))})"
+        f"SELECT * FROM {parquet_scan(settings, [out])}"
     )
 
 
