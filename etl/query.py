@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 # A query's Python side holds one batch of results: DuckDB gets all the budget but the interpreter's share, as
 # when the warehouse is built (measured: 15M rows, 7.8M groups at 256MB).
-QUERY_SHARE, QUERY_RESERVE = 1.0, 150 * MB
+QUERY_SHARE, QUERY_RESERVE = 1.0, 190 * MB
 BATCH_ROWS = 10_000
 FORMATS = ("table", "csv", "json", "ndjson")
 # What a query may run: SELECT and transactions (a SELECT is checked node by node: DuckDB lets `WITH … COPY` write),
@@ -200,7 +200,21 @@ def run(con: duckdb.DuckDBPyConnection, text: str) -> duckdb.DuckDBPyRelation | 
         check(con, text)
         return con.sql(text)
     except duckdb.Error as e:
-        raise query_error(e) from None
+        raise query_error(_positioned(con, text, e)) from None
+
+
+def _positioned(con: duckdb.DuckDBPyConnection, text: str, error: Exception) -> Exception:
+    """The error with DuckDB's `LINE 1: … ^` caret: the relation API leaves it off binder and catalog errors, and
+    the same (checked, failing) script run directly has it."""
+    import duckdb
+
+    if "\nLINE " in str(error) or not isinstance(error, duckdb.BinderException | duckdb.CatalogException):
+        return error
+    try:
+        con.execute(text).fetchall()
+    except duckdb.Error as again:
+        return again
+    return error
 
 
 def query_error(error: Exception) -> EtlError:
@@ -208,7 +222,9 @@ def query_error(error: Exception) -> EtlError:
     text = str(error)
     if "Cannot access" in text and "disabled by configuration" in text:
         return EtlError(text, hint="Queries read the data directory only: name other files with --allow-path")
-    return EtlError(text, hint=hint(error))
+    if "Out of Memory" in text:  # DuckDB's "Possible solutions" are SETs, which queries may not run
+        return EtlError(text.splitlines()[0], hint=hint(error))
+    return EtlError(text)
 
 
 def batches(rel: duckdb.DuckDBPyRelation) -> Iterator[pa.RecordBatch]:
@@ -223,8 +239,8 @@ def batches(rel: duckdb.DuckDBPyRelation) -> Iterator[pa.RecordBatch]:
 
 
 def _json_value(value: Any) -> Any:
-    if isinstance(value, decimal.Decimal):
-        return float(value)
+    if isinstance(value, decimal.Decimal):  # sum() of integers is a HUGEINT, which Arrow gives as a decimal
+        return int(value) if value.as_tuple().exponent >= 0 else float(value)
     if isinstance(value, dt.date | dt.time):
         return value.isoformat()
     if isinstance(value, bytes):
