@@ -3,9 +3,10 @@
 A query connection opens the warehouse read-only, gives DuckDB a memory limit sized from the budget and a spill
 directory of its own under data/tmp/, then closes itself: DuckDB may read only the Parquet zone, the marts and
 the paths the user names (`allowed_directories`/`allowed_paths` with `enable_external_access` off), installs and
-loads no extension, and `lock_configuration` refuses any SET that would undo this or lift the budget. Statements
-that write files or attach databases (COPY, EXPORT, ATTACH, INSTALL/LOAD, also under EXPLAIN ANALYZE) are refused
-before they run, since DuckDB would let them write inside the directories it may read.
+loads no extension, and `lock_configuration` refuses any SET that would undo this or lift the budget. DuckDB would
+still write inside the directories it may read (COPY, EXPORT, ATTACH, `WITH … COPY`), so every statement is
+checked before it runs: only SELECT (node by node), EXPLAIN and CALL of one, transactions and the pragmas that
+show the catalogue pass.
 """
 
 from __future__ import annotations
@@ -90,6 +91,7 @@ def connect(
     path = settings.warehouse
     if not path.exists():
         raise EtlError(f"no warehouse at {path}", hint="Run `etl run` (or `make etl`) first")
+    dirs, files = readable_paths(settings, allow or [])
     spill = spill_dir(settings)
     try:
         con = duckdb_connect(
@@ -100,7 +102,6 @@ def connect(
             f"cannot open the warehouse {path}: {str(e).splitlines()[0]}",
             hint="Rebuild it from the Parquet with `etl transform`",
         ) from None
-    dirs, files = readable_paths(settings, allow or [])
     settings_sql = [
         ("temp_directory", str(spill)),
         ("allowed_directories", dirs),
@@ -128,9 +129,11 @@ def close(con: duckdb.DuckDBPyConnection) -> None:
 def order_free(con: duckdb.DuckDBPyConnection, statement: str) -> bool:
     """Whether the result's order is set by the query itself (a top-level ORDER BY or GROUP BY), not by the order
     rows were stored in: then DuckDB may read in parallel without keeping that order."""
+    import duckdb
+
     try:
         ((text,),) = con.execute("SELECT json_serialize_sql(?)", [statement]).fetchall()
-    except Exception:  # not a single SELECT: keep the order
+    except duckdb.Error:  # not a statement DuckDB can serialize: keep the order
         return False
     tree = json.loads(text)
     if tree.get("error") or len(tree["statements"]) != 1:
