@@ -15,7 +15,7 @@ from typing import Any
 from etl.config import Config, build_options, load_config
 from etl.datasus import cli as datasus_cli
 from etl.errors import EtlError
-from etl.sources import KINDS, get_source
+from etl.kinds import KINDS, get_source
 
 logger = logging.getLogger("etl")
 

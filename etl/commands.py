@@ -14,8 +14,9 @@ from typing import Any
 
 from etl.config import Config, Dataset
 from etl.errors import EtlError
+from etl.kinds import get_source
 from etl.memory import MB
-from etl.sources import Context, get_source
+from etl.sources import Context
 from etl.state import StateStore
 from etl.summary import Step, Summary, log_converted, log_findings, measured, record
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from etl.errors import ConfigError
+from etl.kinds import get_source
 from etl.memory import parse_size
 
 DEFAULT_MEMORY_LIMIT = "1GB"
@@ -168,8 +169,6 @@ def load_config(
 
     With with_datasets=False the datasets are left out, unchecked: checking them imports every kind's source module.
     """
-    from etl.sources import get_source
-
     env = dict(os.environ if env is None else env)
     doc: dict[str, Any] = {}
     if path is not None:

@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING
 from etl.config import Config, Dataset
 from etl.errors import EtlError, FetchFailures
 from etl.files import remove_partials
+from etl.kinds import get_source
 from etl.lock import WriterLock
 from etl.memory import MB
-from etl.sources import Context, ConvertResult, get_source, local_files
+from etl.sources import Context, ConvertResult, local_files
 from etl.state import FileRecord, StateStore
 from etl.summary import Step, Summary, log_converted, log_findings, measured, record
 
@@ -296,10 +297,10 @@ class Pipeline:
         step = Step("warehouse")
 
         def build() -> None:
-            from etl.sinks import duckdb as warehouse
+            from etl.transform import build_warehouse
 
             views = self.views()
-            warehouse.build_warehouse(self.settings, views, self.transforms(views))
+            build_warehouse(self.settings, views, self.transforms(views))
             step.rows = len(views)
 
         measured(summary, step, self.settings.memory_limit, build)
