@@ -15,7 +15,8 @@ from typing import Any
 from etl.config import Config, build_options, load_config
 from etl.datasus import cli as datasus_cli
 from etl.errors import EtlError
-from etl.kinds import KINDS, get_source
+from etl.kinds import KINDS, command_options, get_source
+from etl.memory import check_budget, parse_size
 
 logger = logging.getLogger("etl")
 
@@ -30,11 +31,26 @@ def _parse_mapping(text: str) -> dict[str, str]:
     return {k.strip(): v.strip() for k, v in (p.split("=", 1) for p in pairs)}
 
 
-def add_option_flags(parser: argparse.ArgumentParser, options_cls: type, skip: tuple[str, ...] = ()) -> None:
-    """A flag per field of a source's Options dataclass: `batch_rows` -> `--batch-rows`."""
+def _memory_limit(text: str) -> str:
+    """--memory-limit: a size etl can work in (a usage error otherwise)."""
+    try:
+        check_budget(parse_size(text))
+    except EtlError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
+def _threads(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, not {text!r}")
+    return int(text)
+
+
+def add_option_flags(parser: argparse.ArgumentParser, options_cls: type, names: list[str]) -> None:
+    """A flag per named field of a source's Options dataclass: `batch_rows` -> `--batch-rows`."""
     hints = typing.get_type_hints(options_cls)
     for f in dataclasses.fields(options_cls):
-        if f.name in skip:
+        if f.name not in names:
             continue
         flag = "--" + f.name.replace("_", "-")
         tp = hints[f.name]
@@ -56,9 +72,9 @@ def add_option_flags(parser: argparse.ArgumentParser, options_cls: type, skip: t
         parser.add_argument(flag, **kw)
 
 
-def options_from_args(options_cls: type, args: argparse.Namespace, where: str) -> Any:
-    raw = {k[4:]: v for k, v in vars(args).items() if k.startswith("opt_") and v is not None}
-    return build_options(options_cls, raw, where)
+def given_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The source options given as flags (`--batch-rows 10` -> {"batch_rows": 10})."""
+    return {k[4:]: v for k, v in vars(args).items() if k.startswith("opt_") and v is not None}
 
 
 def named_kind(argv: list[str]) -> str | None:
@@ -72,9 +88,14 @@ def build_parser(kind_only: str | None = None) -> argparse.ArgumentParser:
     p.add_argument(
         "--config", type=Path, default=None, help="pipeline config (default: ./etl.toml if present)"
     )
-    p.add_argument("--memory-limit", help="memory budget, e.g. 512MB (default 1GB; ETL_MEMORY_LIMIT)")
+    p.add_argument(
+        "--memory-limit",
+        type=_memory_limit,
+        help="memory budget, e.g. 512MB: MB and GB are 2**20 and 2**30 bytes, at least 256MB "
+        "(default 1GB; ETL_MEMORY_LIMIT)",
+    )
     p.add_argument("--data-dir", help="where raw, parquet, warehouse and state live (default data/)")
-    p.add_argument("--threads", type=int, help="threads for DuckDB and Polars")
+    p.add_argument("--threads", type=_threads, help="threads for DuckDB and Polars (at least 1)")
     p.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars, warnings and errors only")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -98,11 +119,11 @@ def build_parser(kind_only: str | None = None) -> argparse.ArgumentParser:
         c = conv_kinds.add_parser(kind, help=(source.__doc__ or "").splitlines()[0])
         c.add_argument("inputs", nargs="+", type=Path, metavar="INPUT")
         c.add_argument("--out", type=Path, required=True, help="output directory")
-        add_option_flags(c, source.Options, skip=("paths", "urls", "sample", "sample_rows"))
+        add_option_flags(c, source.Options, command_options(source, "convert"))
         if hasattr(source, "acquire"):
             f = fetch_kinds.add_parser(kind, help=(source.__doc__ or "").splitlines()[0])
             f.add_argument("--out", type=Path, help=f"target directory (default data/raw/{kind})")
-            add_option_flags(f, source.Options)
+            add_option_flags(f, source.Options, command_options(source, "fetch"))
 
     load = sub.add_parser("load", help="publish the warehouse's tables").add_subparsers(
         dest="target", required=True, metavar="TARGET"
@@ -174,7 +195,7 @@ def _progress(args: argparse.Namespace):
 
 
 def _report(args: argparse.Namespace, summary) -> int:
-    """The summary on stderr (or as JSON on stdout), the failures, and the exit code they make."""
+    """The summary on stderr (or as JSON on stdout), and the exit code it makes; failures were logged as they came."""
     from etl.summary import summary_lines
 
     if args.json:
@@ -182,8 +203,6 @@ def _report(args: argparse.Namespace, summary) -> int:
     elif not args.quiet:
         for line in summary_lines(summary):
             print(line, file=sys.stderr)
-    for step in summary.failed:
-        print(f"etl: failed: {step.file or step.dataset or step.step}: {step.error}", file=sys.stderr)
     return EXIT_FAILED if summary.failed else EXIT_OK
 
 
@@ -210,9 +229,11 @@ def cmd_transform(args: argparse.Namespace, config: Config) -> int:
 def cmd_convert(args: argparse.Namespace, config: Config) -> int:
     from etl.commands import convert_files
 
-    options = options_from_args(get_source(args.kind).Options, args, f"etl convert {args.kind}")
     return _report(
-        args, convert_files(config, args.kind, args.inputs, args.out, options, progress=_progress(args))
+        args,
+        convert_files(
+            config, args.kind, args.inputs, args.out, given_options(args), progress=_progress(args)
+        ),
     )
 
 
@@ -221,7 +242,7 @@ def cmd_fetch(args: argparse.Namespace, config: Config) -> int:
 
     if args.kind == "url":
         return _report(args, commands.fetch_urls(config, args.urls, args.out))
-    options = options_from_args(get_source(args.kind).Options, args, f"etl fetch {args.kind}")
+    options = build_options(get_source(args.kind).Options, given_options(args), f"etl fetch {args.kind}")
     return _report(args, commands.fetch(config, args.kind, options, args.out, progress=_progress(args)))
 
 

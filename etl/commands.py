@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from etl.config import Config, Dataset
-from etl.errors import EtlError
+from etl.config import Config, Dataset, build_options
+from etl.errors import EtlError, SourceError
 from etl.kinds import get_source
 from etl.memory import MB
 from etl.sources import Context
@@ -44,21 +44,28 @@ def recorded_run(config: Config, command: str) -> Iterator[tuple[Summary, StateS
 
 
 def convert_files(
-    config: Config, kind: str, inputs: list[Path], out_dir: Path, options: Any, *, progress=None
+    config: Config, kind: str, inputs: list[Path], out_dir: Path, given: dict[str, Any], *, progress=None
 ) -> Summary:
-    """`etl convert KIND INPUT… --out DIR`: each input converted to Parquet under out_dir, measured."""
+    """`etl convert KIND INPUT… --out DIR`: each input converted to Parquet under out_dir, measured.
+
+    `given` are the source's options by name; a source with `options_for_file(path, given)` checks them against
+    each file (a DATASUS file's name says its system and group).
+    """
     source = get_source(kind)
+    where = f"etl convert {kind}"
+
+    def convert(path: Path, ctx: Context):
+        if not path.exists():
+            raise SourceError("file not found", file=str(path), hint="Check the path")
+        raw = source.options_for_file(path, given) if hasattr(source, "options_for_file") else given
+        dataset = Dataset(name=path.name, kind=kind, options=build_options(source.Options, raw, where))
+        return source.convert_file(path, out_dir, dataset, ctx)
+
     with recorded_run(config, f"convert {kind}") as (summary, _):
         ctx = Context(settings=config.settings, base_dir=Path.cwd(), progress=progress)
         for path in inputs:
-            dataset = Dataset(name=path.name, kind=kind, options=options)
             step = Step("convert", dataset=kind, file=str(path))
-            result = measured(
-                summary,
-                step,
-                config.settings.memory_limit,
-                lambda p=path, d=dataset: source.convert_file(p, out_dir, d, ctx),
-            )
+            result = measured(summary, step, config.settings.memory_limit, lambda p=path: convert(p, ctx))
             if result is not None:
                 step.rows, step.rejected, step.bytes = result.rows_out, result.rows_rejected, result.bytes_out
                 log_findings(str(path), result)

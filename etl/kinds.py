@@ -6,6 +6,7 @@ every source module, and a module is imported only when a dataset of its kind is
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from types import ModuleType
 
@@ -29,3 +30,12 @@ def get_source(kind: str, where: str = "") -> ModuleType:
             hint=f"Known kinds: {', '.join(sorted(KINDS))}",
         )
     return importlib.import_module(KINDS[kind])
+
+
+def command_options(source: ModuleType, command: str) -> list[str]:
+    """The Options fields `etl convert|fetch KIND` takes as flags: the source's CONVERT_OPTIONS or FETCH_OPTIONS,
+    by default (a source that only converts) every field but `paths`."""
+    names = getattr(source, f"{command.upper()}_OPTIONS", None)
+    if names is None:
+        names = [f.name for f in dataclasses.fields(source.Options) if f.name != "paths"]
+    return list(names)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -126,15 +127,22 @@ def measured(summary: Summary, step: Step, budget: int, work: Callable[[], Any])
         step.over_budget = rss.peak > budget
         summary.steps.append(step)
         if step.status == "failed":
-            logger.error("%s %s: %s", step.step, step.file or step.dataset or "", step.error)
+            logger.error("%s", step.error if _names_its_file(step) else f"{label(step)}: {step.error}")
         if step.over_budget:
             logger.warning(
-                "%s %s: peak RSS %.0f MB exceeded the %.0f MB budget",
-                step.step,
-                step.file or step.dataset,
-                step.peak_rss_mb,
-                budget / MB,
+                "%s: peak RSS %.0f MB exceeded the %.0f MB budget", label(step), step.peak_rss_mb, budget / MB
             )
+
+
+def label(step: Step) -> str:
+    """`convert raw/sih_rd/RDSP2301.dbc`, `acquire sih_rd`, `warehouse`: what a step worked on."""
+    return " ".join(p for p in (step.step, step.file or step.dataset) if p)
+
+
+def _names_its_file(step: Step) -> bool:
+    """Whether the error's text starts with the step's file (an error raised with file=…), so as not to repeat it."""
+    head = re.split(r"[: ]", step.error or "", maxsplit=1)[0]
+    return bool(step.file) and Path(step.file).name == Path(head).name
 
 
 def record(state: StateStore, summary: Summary, reports_dir: Path) -> None:

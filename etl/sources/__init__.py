@@ -89,11 +89,19 @@ class ConvertResult:
 
 
 def local_files(patterns: list[str], ctx: Context) -> list[Path]:
-    """The files matching a dataset's `paths` (globs resolved from the config's folder), in name order."""
+    """The files matching a dataset's `paths` (globs resolved from the config's folder), in name order.
+
+    A path that does not exist, or patterns that match no file at all, are a SourceError.
+    """
     files: list[Path] = []
     for pattern in patterns:
         matches = sorted(glob.glob(str(ctx.resolve(pattern))))
         if not matches and not glob.has_magic(pattern):
             raise SourceError(f"{ctx.resolve(pattern)} does not exist", hint="Check the dataset's paths")
         files += [Path(m) for m in matches if not m.endswith((".part", ".tmp"))]
+    if patterns and not files:
+        raise SourceError(
+            f"no file matches {', '.join(str(ctx.resolve(p)) for p in patterns)}",
+            hint="Check the dataset's paths",
+        )
     return files

@@ -42,6 +42,19 @@ from etl.sources.nvd_pages import write_page
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
+# What `etl fetch nvd` takes (converting pages takes no option).
+FETCH_OPTIONS = (
+    "base_url",
+    "since",
+    "full",
+    "results_per_page",
+    "max_requests",
+    "window_seconds",
+    "sample",
+    "sample_pages",
+)
+CONVERT_OPTIONS = ()
+
 TABLES = ("cves", "metrics", "weaknesses", "cpe_matches", "references", "descriptions")
 
 # cvssData keys per CVSS version, as FIRST names them; v4.0 records from NVD's first months use other names.
