@@ -113,7 +113,13 @@ def build_parser(kind_only: str | None = None) -> argparse.ArgumentParser:
         "--dsn", help="connection string (default: $ETL_PG_DSN); a password is best left to PGPASSWORD"
     )
     lp.add_argument("--schema", default=None, help="target schema (default etl)")
-    lp.add_argument("--tables", nargs="+", metavar="DATASET.TABLE", help="only these tables")
+    lp.add_argument(
+        "--tables",
+        nargs="+",
+        metavar="SCHEMA.NAME",
+        help="these tables or views (* a wildcard; default: every dataset table and mart)",
+    )
+    lp.add_argument("--force", action="store_true", help="reload tables whose inputs have not changed")
     extract = sub.add_parser("extract", help="extract from a database to Parquet").add_subparsers(
         dest="source", required=True, metavar="SOURCE"
     )
@@ -293,19 +299,16 @@ def _dsn(args: argparse.Namespace) -> str:
 
 def cmd_load(args: argparse.Namespace, config: Config) -> int:
     from etl.pipeline import Step, Summary, measured
-    from etl.sinks.postgres import load
+    from etl.sinks.postgres import Publisher
 
-    summary = Summary(command="load postgres", memory_limit_mb=config.settings.memory_limit / 2**20)
-    step = Step("load", dataset="postgres")
-    loaded = measured(
-        summary,
-        step,
-        config.settings.memory_limit,
-        lambda: load(config.settings, _dsn(args), schema=args.schema or "etl", tables=args.tables),
-    )
-    for table in loaded or []:
-        step.rows += table.rows
-        logger.info("%s: %d rows", table.table, table.rows)
+    budget = config.settings.memory_limit
+    summary = Summary(command="load postgres", memory_limit_mb=budget / 2**20)
+    with Publisher(config.settings, _dsn(args), schema=args.schema or "etl", force=args.force) as publisher:
+        for obj in publisher.chosen(args.tables):
+            step = Step("load", dataset="postgres", file=obj.qualified)
+            done = measured(summary, step, budget, lambda o=obj: publisher.publish(o))
+            if done is not None:  # each table's outcome and its reason are logged by the publisher
+                step.rows, step.status = done.rows, "skipped" if done.status == "skipped" else "ok"
     return _report(args, summary)
 
 
