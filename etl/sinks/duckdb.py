@@ -85,6 +85,7 @@ def build_warehouse(settings: Settings, views: list[View], transforms: dict[str,
     then the new warehouse is discarded: the previous one stays in place. Tables the transforms create (marts)
     are also exported as Parquet under data/marts/<dataset>/.
     """
+    from etl.reference import load_reference
     from etl.transform import export_marts, run_transform
 
     final = settings.warehouse
@@ -104,6 +105,7 @@ def build_warehouse(settings: Settings, views: list[View], transforms: dict[str,
                         f"CREATE OR REPLACE VIEW main.{quote_ident(view.schema)} AS "
                         f"SELECT * FROM {quote_ident(view.schema)}.{quote_ident(view.name)}"
                     )
+            load_reference(con)  # ref.municipios, ref.cid10, …: staging SQL joins them
             for schema, files in transforms.items():
                 con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
                 con.execute(f"SET schema = {quote_literal(schema)}")
