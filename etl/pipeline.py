@@ -416,7 +416,8 @@ class Pipeline:
             from etl.sinks import duckdb as warehouse
 
             views = self.views()
-            warehouse.build_warehouse(self.settings, views, self.transforms(views))
+            labels = {ds.name: ds.labels for ds in self.config.datasets.values()}
+            warehouse.build_warehouse(self.settings, views, self.transforms(views), labels)
             step.rows = len(views)
 
         measured(summary, step, self.settings.memory_limit, build)

@@ -3,7 +3,8 @@
 A transform folder (sql/<kind>/, sql/<dataset>/) holds files run in name order. `NNN_name.sql` runs in DuckDB
 with the dataset's schema as the default. `NNN_name.py` defines `transform(tables) -> polars.LazyFrame`, where
 `tables` maps the dataset's table names to lazy scans of their Parquet; the result is sunk by the streaming
-engine to data/marts/<dataset>/<name>.parquet and becomes the view `<dataset>.<name>`.
+engine to data/marts/<dataset>/<name>.parquet and becomes the view `<dataset>.<name>`. `NNN_name.csv` is a data
+dictionary of the views before it (etl/dictionary.py): column comments, and the dataset's label policy.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 import duckdb
 
 from etl.config import Settings
+from etl.dictionary import apply_dictionary
 from etl.errors import LoadError
 from etl.files import atomic_path
 from etl.memory import MB
@@ -31,10 +33,17 @@ def marts_dir(settings: Settings, schema: str) -> Path:
 
 
 def run_transform(
-    con: duckdb.DuckDBPyConnection, settings: Settings, schema: str, path: Path, views: list[View]
+    con: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    schema: str,
+    path: Path,
+    views: list[View],
+    labels: str = "text",
 ) -> None:
     if path.suffix == ".py":
         run_polars_file(con, settings, schema, path, views)
+    elif path.suffix == ".csv":
+        apply_dictionary(con, schema, path, labels)
     else:
         run_sql_file(con, path)
 

@@ -72,16 +72,23 @@ class View:
 
 
 def transform_files(folder: Path) -> list[Path]:
-    """A transform folder's files in name order: NNN_name.sql (DuckDB) and NNN_name.py (Polars)."""
-    return sorted(p for p in folder.iterdir() if p.suffix in (".sql", ".py")) if folder.is_dir() else []
+    """A transform folder's files in name order: NNN_name.sql (DuckDB), .py (Polars), .csv (data dictionary)."""
+    return (
+        sorted(p for p in folder.iterdir() if p.suffix in (".sql", ".py", ".csv")) if folder.is_dir() else []
+    )
 
 
-def build_warehouse(settings: Settings, views: list[View], transforms: dict[str, list[Path]]) -> Path:
+def build_warehouse(
+    settings: Settings,
+    views: list[View],
+    transforms: dict[str, list[Path]],
+    labels: dict[str, str] | None = None,
+) -> Path:
     """Build the warehouse into a temporary file and rename it into place.
 
     A notebook holding the old file open keeps reading the old, complete version; new connections see the new one.
     `transforms` maps a schema to its transform files (SQL, or Python with Polars), run in order with that schema
-    as the default. A failing file stops its dataset; the others still run so that every error is reported, and
+    as the default, under the schema's label policy (`labels`, default "text"). A failing file stops its dataset; the others still run so that every error is reported, and
     then the new warehouse is discarded: the previous one stays in place. Tables the transforms create (marts)
     are also exported as Parquet under data/marts/<dataset>/.
     """
@@ -111,7 +118,14 @@ def build_warehouse(settings: Settings, views: list[View], transforms: dict[str,
                 con.execute(f"SET schema = {quote_literal(schema)}")
                 try:
                     for path in files:
-                        run_transform(con, settings, schema, path, [v for v in views if v.schema == schema])
+                        run_transform(
+                            con,
+                            settings,
+                            schema,
+                            path,
+                            [v for v in views if v.schema == schema],
+                            (labels or {}).get(schema, "text"),
+                        )
                 except LoadError as e:
                     errors.append(e)
                 con.execute("SET schema = 'main'")
