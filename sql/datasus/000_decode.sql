@@ -10,9 +10,10 @@ CREATE OR REPLACE MACRO codigo(x) AS NULLIF(trim(CAST(x AS VARCHAR)), '');
 -- not exist (31022023, 00000000, 15/05/20) is NULL, and counted in each dataset's view `datas_invalidas`.
 -- Years before 1850 or after 2099 are typing errors, not dates. A DDMMYYYY number (N field) lost its leading zero.
 CREATE OR REPLACE MACRO data_plausivel(d) AS CASE WHEN year(d) BETWEEN 1850 AND 2099 THEN d END;
+-- ISO text (YYYY-MM-DD) is read too: a DATE field unioned with a text one across layouts arrives so.
 CREATE OR REPLACE MACRO data_texto(x, formato) AS data_plausivel(
     CASE WHEN typeof(x) = 'DATE' THEN TRY_CAST(x AS DATE)
-    ELSE CAST(try_strptime(codigo(x), formato) AS DATE) END);
+    ELSE coalesce(CAST(try_strptime(codigo(x), formato) AS DATE), TRY_CAST(codigo(x) AS DATE)) END);
 CREATE OR REPLACE MACRO data_ddmmaaaa(x) AS
     CASE WHEN typeof(x) = 'DATE' THEN data_texto(x, '%d%m%Y') ELSE data_texto(lpad(codigo(x), 8, '0'), '%d%m%Y') END;
 CREATE OR REPLACE MACRO data_aaaammdd(x) AS data_texto(x, '%Y%m%d');

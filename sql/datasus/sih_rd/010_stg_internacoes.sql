@@ -2,12 +2,13 @@
 -- Dates are text YYYYMMDD; DT_SAIDA becomes a DATE in place (a `dt_saida` beside it would clash: DuckDB's names
 -- ignore case). IDADE's unit is COD_IDADE (2 days, 3 months, 4 years, 5 years over 100). RACA_COR is SIH's
 -- two-digit table (03 = Parda, 04 = Amarela). The raw SEXO and RACA_COR are kept as SEXO_COD and RACA_COR_COD.
--- Fields that older layouts (and small extracts) lack are added as NULL, so the view builds on every layout.
+-- Fields that older layouts (and small extracts) lack are added as NULL (untyped, so a field the files have keeps
+-- its type), and the view builds on every layout.
 CREATE OR REPLACE VIEW stg_internacoes AS
 WITH r AS (
     FROM records UNION ALL BY NAME
-    SELECT NULL::VARCHAR AS CAR_INT, NULL::VARCHAR AS COBRANCA, NULL::VARCHAR AS NATUREZA, NULL::VARCHAR AS COMPLEX,
-           NULL::VARCHAR AS IDENT, NULL::VARCHAR AS INSTRU, NULL::VARCHAR AS CBOR, NULL::VARCHAR AS MUNIC_MOV
+    SELECT NULL AS CAR_INT, NULL AS COBRANCA, NULL AS NATUREZA, NULL AS COMPLEX,
+           NULL AS IDENT, NULL AS INSTRU, NULL AS CBOR, NULL AS MUNIC_MOV
     WHERE false
 )
 SELECT

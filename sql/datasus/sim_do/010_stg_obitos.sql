@@ -1,15 +1,16 @@
 -- SIM DO (declarações de óbito): one row per death, every column of the file, then the decoded ones.
 -- SIM's own code tables: RACACOR 3 = Amarela, 4 = Parda (not SIH's); IDADE is a unit digit and two digits of value.
 -- The raw SEXO is kept as SEXO_COD (DuckDB's names ignore case, so it cannot sit beside `sexo`).
--- Fields that older layouts (and small extracts) lack are added as NULL, so the view builds on every layout.
+-- Fields that older layouts (and small extracts) lack are added as NULL (untyped, so a field the files have keeps
+-- its type), and the view builds on every layout.
 CREATE OR REPLACE VIEW stg_obitos AS
 WITH r AS (
     FROM records UNION ALL BY NAME
-    SELECT NULL::VARCHAR AS TIPOBITO, NULL::VARCHAR AS LOCOCOR, NULL::VARCHAR AS ESTCIV, NULL::VARCHAR AS ESC,
-           NULL::VARCHAR AS OCUP, NULL::VARCHAR AS CODMUNOCOR, NULL::VARCHAR AS CIRCOBITO,
-           NULL::VARCHAR AS ACIDTRAB, NULL::VARCHAR AS ASSISTMED, NULL::VARCHAR AS NECROPSIA,
-           NULL::VARCHAR AS GESTACAO, NULL::VARCHAR AS GRAVIDEZ, NULL::VARCHAR AS PARTO,
-           NULL::VARCHAR AS OBITOPARTO, NULL::VARCHAR AS OBITOGRAV, NULL::VARCHAR AS OBITOPUERP
+    SELECT NULL AS TIPOBITO, NULL AS LOCOCOR, NULL AS ESTCIV, NULL AS ESC,
+           NULL AS OCUP, NULL AS CODMUNOCOR, NULL AS CIRCOBITO,
+           NULL AS ACIDTRAB, NULL AS ASSISTMED, NULL AS NECROPSIA,
+           NULL AS GESTACAO, NULL AS GRAVIDEZ, NULL AS PARTO,
+           NULL AS OBITOPARTO, NULL AS OBITOGRAV, NULL AS OBITOPUERP
     WHERE false
 )
 SELECT
