@@ -84,6 +84,8 @@ def apply_dictionary(con: duckdb.DuckDBPyConnection, schema: str, path: Path, la
         target = f"{quote_ident(schema)}.{quote_ident(view)}"
         names = {c.lower(): c for c in _columns(con, schema, view)}
         for _, row in entries:
+            if labels == "codes" and row["kind"] == "label":
+                continue  # not in the view; its name may be the original's (sexo, SEXO)
             name = row["column"]
             if labels == "codes" and row["kind"] == "original" and row["source"]:
                 name = row["source"]  # renamed back to the file's name
@@ -147,8 +149,8 @@ def export_view(
     from etl.sinks.parquet import ParquetSink, row_group_bytes
 
     notes = descriptions(con, schema, view)
-    rel = con.execute(f"SELECT * FROM {quote_ident(schema)}.{quote_ident(view)}")
-    reader = rel.fetch_record_batch(batch_rows(settings.memory_limit))
+    rel = con.sql(f"SELECT * FROM {quote_ident(schema)}.{quote_ident(view)}")
+    reader = rel.to_arrow_reader(batch_rows(settings.memory_limit))
     fields = [
         f.with_metadata({"description": notes[f.name]}) if f.name in notes else f for f in reader.schema
     ]
