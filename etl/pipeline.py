@@ -300,7 +300,8 @@ class Pipeline:
             from etl.transform import build_warehouse
 
             views = self.views()
-            build_warehouse(self.settings, views, self.transforms(views))
+            labels = {ds.name: ds.labels for ds in self.config.datasets.values()}
+            build_warehouse(self.settings, views, self.transforms(views), labels)
             step.rows = len(views)
 
         measured(summary, step, self.settings.memory_limit, build)
