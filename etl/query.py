@@ -1,12 +1,12 @@
 """Read-only queries on the warehouse under the memory budget: `etl sql`, `etl tables|describe|shell`, notebooks.
 
 A query connection opens the warehouse read-only, gives DuckDB a memory limit sized from the budget and a spill
-directory of its own under data/tmp/, then closes itself: DuckDB may read only the Parquet zone, the marts and
-the paths the user names (`allowed_directories`/`allowed_paths` with `enable_external_access` off), installs and
-loads no extension, and `lock_configuration` refuses any SET that would undo this or lift the budget. DuckDB would
-still write inside the directories it may read (COPY, EXPORT, ATTACH, `WITH … COPY`), so every statement is
-checked before it runs: only SELECT (node by node), EXPLAIN and CALL of one, transactions and the pragmas that
-show the catalogue pass.
+directory of its own under data/tmp/, then closes itself: DuckDB may read only the Parquet zone, the marts, the
+reference tables and the paths the user names (`allowed_directories`/`allowed_paths` with
+`enable_external_access` off), installs and loads no extension, and `lock_configuration` refuses any SET that
+would undo this or lift the budget. DuckDB would still write inside the directories it may read (COPY, EXPORT,
+ATTACH, `WITH … COPY`), so every statement is checked before it runs: only SELECT (node by node), EXPLAIN and
+CALL of one, transactions and the pragmas that show the catalogue pass.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ from etl.config import Settings
 from etl.errors import EtlError
 from etl.files import owner_alive, tmp_path
 from etl.memory import MB
+from etl.reference import DATA_DIR as REFERENCE_DIR
+from etl.render import show
 from etl.sinks.duckdb import connect as duckdb_connect
 from etl.sinks.duckdb import hint, quote_ident
 
@@ -70,8 +72,14 @@ def spill_dir(settings: Settings) -> Path:
 
 
 def readable_paths(settings: Settings, allow: list[Path]) -> tuple[list[str], list[str]]:
-    """(directories, files) DuckDB may read: the Parquet zone, the marts, and what the user named."""
-    dirs = [settings.parquet_dir, settings.data_dir / "marts", *(p for p in allow if p.is_dir())]
+    """(directories, files) DuckDB may read: the Parquet zone, the marts, the reference tables shipped with etl,
+    and what the user named."""
+    dirs = [
+        settings.parquet_dir,
+        settings.data_dir / "marts",
+        REFERENCE_DIR,
+        *(p for p in allow if p.is_dir()),
+    ]
     files = [p for p in allow if not p.is_dir()]
     for p in allow:
         if not p.exists():
@@ -264,7 +272,6 @@ def write(
     out: IO[str],
     *,
     limit: int = 1000,
-    width: int = 120,
 ) -> int:
     """Write the relation's rows to `out` as a table (its first `limit` rows), CSV, a JSON array or JSON lines.
 
@@ -282,7 +289,8 @@ def write(
                 break
         shown = pa.Table.from_batches(head, schema=head[0].schema) if head else None
         table = _nested_as_json(shown.slice(0, limit)) if shown else rel.limit(0).to_arrow_table()
-        out.write(render(con, table, width))
+        with contextlib.redirect_stdout(out):
+            show(con.from_arrow(table), max(1, table.num_rows))
         return max(0, (shown.num_rows if shown else 0) - limit)
     if fmt == "csv":
         w = csv.writer(out, lineterminator="\n")
@@ -314,16 +322,6 @@ def _nested_as_json(data: pa.Table | pa.RecordBatch) -> pa.Table | pa.RecordBatc
             )
             data = data.set_column(i, field.name, text)
     return data
-
-
-def render(con: duckdb.DuckDBPyConnection, table: pa.Table, width: int) -> str:
-    """DuckDB's own box rendering of these rows (all of them), fitted to `width` columns."""
-    import io
-
-    buffer = io.StringIO()
-    with contextlib.redirect_stdout(buffer):
-        con.from_arrow(table).show(max_width=width, max_rows=max(1, table.num_rows))
-    return buffer.getvalue()
 
 
 @dataclass

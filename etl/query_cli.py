@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import shutil
 import sys
 from pathlib import Path
 from typing import IO
@@ -13,6 +12,7 @@ from typing import IO
 from etl import query
 from etl.config import Config
 from etl.errors import EtlError
+from etl.render import show_rows
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -43,10 +43,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
 
 
-def _width() -> int:
-    return shutil.get_terminal_size().columns
-
-
 def _format(args: argparse.Namespace) -> str:
     return args.format or ("json" if args.json else "table")
 
@@ -63,7 +59,7 @@ def cmd_sql(args: argparse.Namespace, config: Config) -> int:
 
 
 def _show(con, rel, fmt: str, limit: int, out: IO[str]) -> None:
-    left_out = query.write(con, rel, fmt, out, limit=limit, width=_width())
+    left_out = query.write(con, rel, fmt, out, limit=limit)
     if left_out:
         print(f"(first {limit} rows shown; use --limit N or --format csv for all)", file=sys.stderr)
 
@@ -75,15 +71,22 @@ def cmd_tables(args: argparse.Namespace, config: Config) -> int:
         if args.json:
             print(json.dumps([dataclasses.asdict(t) for t in found], ensure_ascii=False))
         else:
-            _print_tables(con, found)
+            _print_tables(found)
     finally:
         query.close(con)
     return 0
 
 
-def _print_tables(con, found: list[query.Table]) -> None:
-    rows = [[t.schema, t.name, t.kind, t.rows, t.description or t.error] for t in found]
-    sys.stdout.write(_grid(con, ["schema", "name", "kind", "rows", "description"], rows))
+def _print_tables(found: list[query.Table]) -> None:
+    show_rows(
+        {
+            "schema": [t.schema for t in found],
+            "name": [t.name for t in found],
+            "kind": [t.kind for t in found],
+            "rows": [t.rows for t in found],
+            "description": [t.description or t.error for t in found],
+        }
+    )
 
 
 def cmd_describe(args: argparse.Namespace, config: Config) -> int:
@@ -94,24 +97,23 @@ def cmd_describe(args: argparse.Namespace, config: Config) -> int:
             data = dataclasses.asdict(table) | {"columns": [dataclasses.asdict(c) for c in columns]}
             print(json.dumps(data, ensure_ascii=False))
         else:
-            _print_description(con, table, columns)
+            _print_description(table, columns)
     finally:
         query.close(con)
     return 0
 
 
-def _print_description(con, table: query.Table, columns: list[query.Column]) -> None:
+def _print_description(table: query.Table, columns: list[query.Column]) -> None:
     about = f" ({table.description})" if table.description else ""
     print(f"{table.schema}.{table.name}: {table.kind}, {table.rows:,} rows{about}")
-    rows = [[c.name, c.type, c.nullable, c.description] for c in columns]
-    sys.stdout.write(_grid(con, ["column", "type", "nullable", "description"], rows))
-
-
-def _grid(con, names: list[str], rows: list[list]) -> str:
-    import pyarrow as pa
-
-    table = pa.table({n: [r[i] for r in rows] for i, n in enumerate(names)})
-    return query.render(con, table, _width())
+    show_rows(
+        {
+            "column": [c.name for c in columns],
+            "type": [c.type for c in columns],
+            "nullable": [c.nullable for c in columns],
+            "description": [c.description for c in columns],
+        }
+    )
 
 
 SHELL_HELP = """\
@@ -188,9 +190,9 @@ def _dot(con, command: str, rest: str, fmt: str) -> str:
     """Run a shell command; return the output format (changed by .format)."""
     try:
         if command == ".tables":
-            _print_tables(con, query.tables(con))
+            _print_tables(query.tables(con))
         elif command == ".describe" and rest:
-            _print_description(con, *query.describe(con, rest))
+            _print_description(*query.describe(con, rest))
         elif command == ".format" and rest in query.FORMATS:
             return rest
         else:

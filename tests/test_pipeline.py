@@ -199,4 +199,8 @@ def test_ctrl_c_is_recorded_as_interrupted_and_the_rerun_completes(etl, project,
     assert json.loads((project / "data/reports/last-run.json").read_text())["status"] == "interrupted"
     monkeypatch.setattr(csv, "convert_file", real)
     assert etl("run").code == 0
-    assert "run 2 run: ok" in etl("status").out and "run 1 run: interrupted" in etl("status").out
+    runs = json.loads(etl("--json", "status").out)["runs"]
+    assert [(r["id"], r["command"], r["status"]) for r in runs] == [
+        (2, "run", "ok"),
+        (1, "run", "interrupted"),
+    ]

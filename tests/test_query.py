@@ -212,6 +212,7 @@ def test_tables_lists_every_schema_with_row_counts(etl, project):
     }  # fmt: skip
     assert found[("main", "shop")]["description"] == "shop.records, the dataset's one table"
     assert found[("shop", "by_region")]["rows"] == 2
+    assert found[("ref", "ufs")]["rows"] == 27  # the reference tables shipped with etl are readable too
     text = etl("tables").out
     assert "amounts per region" in text and "shop" in text and "by_region" in text
 
