@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
+import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
@@ -202,4 +205,28 @@ def _dot(con, command: str, rest: str, fmt: str) -> str:
     return fmt
 
 
-COMMANDS = {"sql": cmd_sql, "tables": cmd_tables, "describe": cmd_describe, "shell": cmd_shell}
+def _piped(
+    command: Callable[[argparse.Namespace, Config], int],
+) -> Callable[[argparse.Namespace, Config], int]:
+    """`etl sql … | head`: a reader that stops early is not an error."""
+
+    @functools.wraps(command)
+    def run(args: argparse.Namespace, config: Config) -> int:
+        try:
+            return command(args, config)
+        except BrokenPipeError:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush at exit
+            return 0
+
+    return run
+
+
+COMMANDS = {
+    name: _piped(command)
+    for name, command in {
+        "sql": cmd_sql,
+        "tables": cmd_tables,
+        "describe": cmd_describe,
+        "shell": cmd_shell,
+    }.items()
+}

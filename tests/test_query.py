@@ -332,3 +332,20 @@ def test_the_issue_query_and_one_that_cannot_fit(big):
     assert code == 1 and "Traceback" not in err
     assert err.count("\n") == 0 and "Out of Memory Error" in err and "Raise --memory-limit" in err
     assert peak < TEST_BUDGET_MB
+
+
+def test_a_reader_that_stops_early_is_not_an_error(project):
+    """`etl sql … | head -1`."""
+    import subprocess
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "etl.cli", "sql", "SELECT * FROM range(1000000)", "--format", "csv"],
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout.readline() == "range\n"
+    proc.stdout.close()
+    assert proc.wait() == 0
+    assert "Traceback" not in proc.stderr.read()
