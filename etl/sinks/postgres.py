@@ -19,8 +19,8 @@ import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
+import duckdb
 import psycopg
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -32,9 +32,6 @@ from etl.memory import batch_rows
 from etl.sinks.duckdb import connect, quote_ident
 from etl.sinks.lineage import WarehouseObject, catalogue, fingerprint
 from etl.state import StateStore
-
-if TYPE_CHECKING:
-    import duckdb
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +62,10 @@ class Published:
     reason: str
     rows: int = 0
     seconds: float = 0.0
+
+
+def _first_line(e: Exception) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
 
 
 def mask(dsn: str) -> str:
@@ -196,7 +197,7 @@ class Publisher:
         except psycopg.Error as e:
             self.duck.close()
             raise LoadError(
-                f"cannot connect to {mask(dsn)}: {str(e).strip().splitlines()[0]}",
+                f"cannot connect to {mask(dsn)}: {_first_line(e)}",
                 hint="Check the DSN (ETL_PG_DSN) and that the server is up",
             ) from None
         info = self.pg.info
@@ -230,12 +231,20 @@ class Publisher:
         """Load one table or view, unless its inputs are those of its last load into this database."""
         start = time.perf_counter()
         target = target_name(obj)
-        relation = self.duck.sql(f"SELECT * FROM {obj.ident}")
-        columns = [(c, *pg_column(c, t)) for c, t in zip(relation.columns, relation.types, strict=True)]
-        comments = self._column_comments(obj)
-        digest = hashlib.sha256(
-            json.dumps([fingerprint(self.duck, obj, self.objects), columns, obj.comment, comments]).encode()
-        ).hexdigest()
+        try:
+            relation = self.duck.sql(f"SELECT * FROM {obj.ident}")
+            columns = [(c, *pg_column(c, t)) for c, t in zip(relation.columns, relation.types, strict=True)]
+            comments = self._column_comments(obj)
+            digest = hashlib.sha256(
+                json.dumps(
+                    [fingerprint(self.duck, obj, self.objects), columns, obj.comment, comments]
+                ).encode()
+            ).hexdigest()
+        except duckdb.Error as e:
+            raise LoadError(
+                f"cannot read {obj.qualified} in the warehouse: {_first_line(e)}",
+                hint="Rebuild the warehouse (`etl run` or `etl transform`) and check its SQL",
+            ) from None
         qualified = f"{self.schema}.{target}"
         reason = self._reason(target, digest)
         if reason.startswith("unchanged"):
@@ -309,11 +318,11 @@ class Publisher:
                     )
                 cur.execute(sql.SQL("DROP TABLE IF EXISTS {}.{}").format(schema, ident(target)))
                 cur.execute(sql.SQL("ALTER TABLE {}.{} RENAME TO {}").format(schema, staging, ident(target)))
-        except psycopg.Error as e:
+        except (psycopg.Error, duckdb.Error) as e:  # DuckDB's: a Parquet file gone or unreadable mid-load
             raise LoadError(
-                f"loading {obj.qualified} failed, nothing was changed: {str(e).strip().splitlines()[0]}",
+                f"loading {obj.qualified} failed, nothing was changed: {_first_line(e)}",
                 file=f"{self.schema}.{target}",
-                hint="Check the server, then run the load again",
+                hint="Check the server and the warehouse's files, then run the load again",
             ) from None
         return rows
 
