@@ -15,7 +15,9 @@ import hashlib
 import io
 import json
 import logging
+import queue
 import re
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -296,14 +298,11 @@ class Publisher:
                 cur.execute(sql.SQL("DROP TABLE IF EXISTS {}.{}").format(schema, staging))
                 cur.execute(sql.SQL("CREATE TABLE {}.{} ({})").format(schema, staging, col_defs))
                 copy_sql = sql.SQL("COPY {}.{} FROM STDIN (FORMAT csv)").format(schema, staging)
+                reader = self.duck.sql(f"SELECT {select} FROM {obj.ident}").to_arrow_reader(per_batch)
                 with cur.copy(copy_sql) as copy:
-                    for batch in self.duck.sql(f"SELECT {select} FROM {obj.ident}").to_arrow_reader(
-                        per_batch
-                    ):
-                        buf = io.BytesIO()
-                        pacsv.write_csv(pa.Table.from_batches([batch]), buf, options)
-                        copy.write(buf.getbuffer())
-                        rows += batch.num_rows
+                    for block, n in _csv_blocks(reader, options):
+                        copy.write(block)
+                        rows += n
                 if obj.comment:
                     cur.execute(
                         sql.SQL("COMMENT ON TABLE {}.{} IS {}").format(
@@ -325,6 +324,53 @@ class Publisher:
                 hint="Check the server and the warehouse's files, then run the load again",
             ) from None
         return rows
+
+
+_DONE = object()
+
+
+def _csv_blocks(
+    reader: pa.RecordBatchReader, options: pacsv.WriteOptions
+) -> Iterator[tuple[memoryview, int]]:
+    """The reader's batches as CSV blocks (and their rows), made in a thread of their own.
+
+    DuckDB and pyarrow release the GIL, so the next block is read and written while this one goes to the server;
+    at most two blocks wait, which bounds the memory.
+    """
+    blocks: queue.Queue = queue.Queue(maxsize=2)
+    stop = threading.Event()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                blocks.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                pass
+        return False
+
+    def produce() -> None:
+        try:
+            for batch in reader:
+                buf = io.BytesIO()
+                pacsv.write_csv(batch, buf, options)
+                if not put((buf.getbuffer(), batch.num_rows)):
+                    return
+        except BaseException as e:  # handed to the consumer, which raises it
+            put(e)
+            return
+        put(_DONE)
+
+    worker = threading.Thread(target=produce, name="csv-blocks", daemon=True)
+    worker.start()
+    try:
+        while (item := blocks.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join()
 
 
 def load(
