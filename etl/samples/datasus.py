@@ -409,7 +409,7 @@ SIM_CAUSES = [
     ("C169", 0.8, 0.64, (30, 95, 66), ""),
     ("P369", 0.5, 0.55, (0, 0.08, 0.003), ""),
     ("P220", 0.5, 0.56, (0, 0.03, 0.0005), ""),
-    ("P071", 0.4, 0.52, (0, 0.02, 0.0001), ""),
+    ("P071", 0.4, 0.52, (0, 0.0004, 0), ""),  # within hours of birth, some within minutes
     ("Q249", 0.2, 0.5, (0, 1, 0.1), ""),
 ]
 SIM_CAUSE = Choice((c, c[1]) for c in SIM_CAUSES)
@@ -448,9 +448,7 @@ def _sim_record(rng: random.Random, state: str, year: int, month: int | None, i:
     adult = years >= 15
     r = rng.random()
     idade = "999" if r < 0.003 else sim_age(years)
-    dtobito = (
-        died.strftime("%d%m%Y") if i % 4999 != 4998 else f"3102{year}"
-    )  # an impossible date now and then
+    dtobito = died.strftime("%d%m%Y") if i % 997 != 996 else f"3102{year}"  # an impossible date now and then
     return (
         "1",
         "2",
@@ -639,7 +637,9 @@ def _sinan_record(rng: random.Random, state: str, year: int, month: int | None, 
     home = DENGUE_STATES(rng)
     onset = _date_in(rng, year, DENGUE_MONTH(rng))
     notified = onset + dt.timedelta(days=min(int(rng.expovariate(1 / 3)), 30))
-    years = rng.triangular(0, 90, 28) if rng.random() > 0.04 else rng.random()
+    years = (
+        rng.triangular(0, 90, 28) if rng.random() > 0.04 else rng.random() ** 3
+    )  # infants: hours to months
     male = rng.random() < 0.45
     cls = DENGUE_CLASS(rng)
     lab = rng.random() < 0.35
