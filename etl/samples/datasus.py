@@ -823,12 +823,12 @@ def _monthly(states: Iterable[str], months: Iterable[int]) -> tuple[tuple[str, i
 
 SAMPLES = {
     ("SIH", "RD"): Sample(
-        SIH_FIELDS, _record, _monthly(STATES, range(1, 13)), lambda s, y, m: f"RD{s}{y % 100:02d}{m:02d}",
-        36_000, SIH_MONTHS,
+        SIH_FIELDS, _record, _monthly(STATES, range(1, 7)), lambda s, y, m: f"RD{s}{y % 100:02d}{m:02d}",
+        30_000, SIH_MONTHS,
     ),
     ("SIA", "PA"): Sample(
-        SIA_FIELDS, _sia_record, _monthly(STATES, range(1, 4)), lambda s, y, m: f"PA{s}{y % 100:02d}{m:02d}",
-        30_000, SIA_MONTHS,
+        SIA_FIELDS, _sia_record, _monthly(STATES, range(1, 3)), lambda s, y, m: f"PA{s}{y % 100:02d}{m:02d}",
+        24_000, SIA_MONTHS,
     ),
     ("SIM", "DO"): Sample(
         SIM_FIELDS, _sim_record, tuple((s, YEAR, None) for s in STATES), lambda s, y, m: f"DO{s}{y}", 20_000
