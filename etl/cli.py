@@ -220,9 +220,15 @@ def cmd_convert(args: argparse.Namespace, config: Config) -> int:
     options = options_from_args(source.Options, args, f"etl convert {args.kind}")
     ctx = Context(settings=config.settings, base_dir=Path.cwd(), progress=_progress(args))
     summary = Summary(command=f"convert {args.kind}", memory_limit_mb=config.settings.memory_limit / 2**20)
-    for path in args.inputs:
+    inputs = source.convert_inputs(args.inputs) if hasattr(source, "convert_inputs") else []
+    for path, skipped in inputs or [(p, None) for p in args.inputs]:
         dataset = Dataset(name=path.name, kind=args.kind, options=options)
         step = Step("convert", dataset=args.kind, file=str(path))
+        if skipped:
+            step.status, step.error = "skipped", skipped
+            summary.steps.append(step)
+            logger.warning("%s: skipped: %s", path, skipped)
+            continue
         result = measured(
             summary,
             step,

@@ -167,10 +167,47 @@ def make_cve(i: int, *, modified: dt.datetime | None = None, seed: int = 0) -> d
         cve["metrics"]["ssvcV203"] = [
             {
                 "source": "134c704f-9b21-4f2e-91b3-4a467353bcc0",
-                "ssvcData": {"exploitation": "none", "automatable": "yes", "technicalImpact": "total"},
+                "type": "Secondary",
+                "ssvcData": {
+                    "id": cve_id,
+                    "role": "CISA Coordinator",
+                    "timestamp": _stamp(published + dt.timedelta(days=2)),
+                    "version": "2.0.3",
+                    "exploitation": "active" if i % 7 == 0 else "none",
+                    "automatable": "yes",
+                    "technicalImpact": "total",
+                },
             }
         ]
-        cve["affected"] = [{"vendor": VENDORS[i % 10][0], "product": VENDORS[i % 10][1], "versions": []}]
+        vendor, product = VENDORS[i % 10]
+        cve["affected"] = [
+            {
+                "source": "cve@mitre.org",
+                "vendor": vendor,
+                "product": product,
+                "collectionURL": "https://repo.example.org",
+                "packageName": product,
+                "cpes": [f"cpe:2.3:a:{vendor}:{product}:*:*:*:*:*:*:*:*"],
+                "defaultStatus": "unaffected",
+                "versions": [
+                    {
+                        "version": "0",
+                        "lessThan": f"{i % 9 + 1}.{i % 7}",
+                        "status": "affected",
+                        "versionType": "semver",
+                    }
+                ],
+            }
+        ]
+    if i % 13 == 0:
+        cve["evaluatorImpact"] = "Only configurations with the module enabled are affected."
+        cve["vendorComments"] = [
+            {
+                "organization": VENDORS[i % 10][0].title(),
+                "comment": "Fixed in the next release.",
+                "lastModified": _stamp(published + dt.timedelta(days=5)),
+            }
+        ]
     if i % 7 == 0:
         cve.update(
             cisaExploitAdd="2024-05-01",

@@ -26,15 +26,13 @@ import requests
 from etl.download import retry_delay
 from etl.errors import FetchError, FetchFailures
 from etl.files import atomic_path, remove_partials
+from etl.sources.nvd import COMPLETE, FULL, WINDOW_META
 from etl.state import StateStore
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://services.nvd.nist.gov/rest/json/cves/2.0"
 MAX_WINDOW = dt.timedelta(days=120)  # NVD rejects longer lastModified ranges with a 404
-COMPLETE = "_complete"
-WINDOW_META = "_window.json"
-FULL = "full"
 STAMP = "%Y%m%dT%H%M%SZ"
 RETRY_STATUS = {403, 429, 500, 502, 503, 504}  # NVD answers throttling with 403
 MAX_READS = 5  # passes over a window whose totalResults keeps changing before giving up

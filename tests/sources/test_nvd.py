@@ -219,7 +219,9 @@ def test_tables_equal_a_json_load_flattening(etl, tmp_path):
     subprocess.run([sys.executable, "-c", NAIVE, str(window), str(tmp_path / "naive")], check=True)
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
-    for table in TABLES:
+    for table in TABLES[
+        :6
+    ]:  # the naive script builds the first six (affected, ssvc, vendor_comments are newer)
         ours = f"read_parquet('{tmp_path}/etl/{table}/window.parquet')"
         naive = f"read_parquet('{tmp_path}/naive/{table}/*.parquet', union_by_name = true)"
         naive_columns = {c.lower() for c in con.sql(f"SELECT * FROM {naive}").columns}
