@@ -162,6 +162,7 @@ def read_batches(
             convert_options=pcsv.ConvertOptions(
                 column_types={"cve": pa.string(), "epss": pa.string(), "percentile": pa.string()},
                 strings_can_be_null=True,
+                null_values=[""],  # "n/a", "NaN" … are values that are not numbers, counted as such
             ),
         )
     except pa.ArrowInvalid as e:

@@ -1,5 +1,5 @@
 -- The marts below join the enrichment datasets by their conventional names: `kev` (kind kev), `epss` (kind epss),
--- `cwe` (kind cwe) and `nvd_history` (kind nvd_history). One that is not configured is an empty stand-in here, so
+-- and `cwe` (kind cwe). One that is not configured is an empty stand-in here, so
 -- the marts still build (without KEV, `in_kev` falls back to NVD's own CISA fields).
 CREATE SCHEMA IF NOT EXISTS kev;
 CREATE VIEW IF NOT EXISTS kev.records AS
@@ -21,9 +21,3 @@ SELECT NULL::VARCHAR AS cwe_id, NULL::VARCHAR AS name, NULL::VARCHAR AS kind, NU
        NULL::VARCHAR AS status
 WHERE false;
 
-CREATE SCHEMA IF NOT EXISTS nvd_history;
-CREATE VIEW IF NOT EXISTS nvd_history.cve_changes AS
-SELECT NULL::VARCHAR AS cve_id, NULL::VARCHAR AS event_name, NULL::VARCHAR AS cve_change_id,
-       NULL::VARCHAR AS source_identifier, NULL::TIMESTAMPTZ AS created, NULL::BIGINT AS detail_index,
-       NULL::VARCHAR AS action, NULL::VARCHAR AS type, NULL::VARCHAR AS old_value, NULL::VARCHAR AS new_value
-WHERE false;

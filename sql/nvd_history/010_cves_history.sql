@@ -1,4 +1,4 @@
--- Each CVE's changes from NVD's Change History (dataset `nvd_history`), one row per change with the period it
+-- Each CVE's changes from NVD's Change History, one row per change with the period it
 -- describes the record: from its creation (`valid_from`) to the next change of that CVE (`valid_to`, null for the
 -- latest). A change fetched twice (in overlapping windows) counts once.
 CREATE OR REPLACE VIEW cves_history AS
@@ -12,6 +12,6 @@ FROM (
                 ORDER BY detail_index) FILTER (WHERE detail_index IS NOT NULL) AS details
     FROM (SELECT DISTINCT cve_id, cve_change_id, event_name, source_identifier, created, detail_index, action,
                           type, old_value, new_value
-          FROM nvd_history.cve_changes)
+          FROM cve_changes)
     GROUP BY cve_id, cve_change_id
 );
