@@ -28,7 +28,6 @@ from etl.config import Settings
 from etl.errors import EtlError
 from etl.files import owner_alive, tmp_path
 from etl.memory import MB
-from etl.reference import DATA_DIR as REFERENCE_DIR
 from etl.render import show
 from etl.sinks.duckdb import connect as duckdb_connect
 from etl.sinks.duckdb import hint, quote_ident
@@ -72,8 +71,10 @@ def spill_dir(settings: Settings) -> Path:
 
 
 def readable_paths(settings: Settings, allow: list[Path]) -> tuple[list[str], list[str]]:
-    """(directories, files) DuckDB may read: the Parquet zone, the marts, the reference tables shipped with etl,
-    and what the user named."""
+    """(directories, files) DuckDB may read: the Parquet zone, the marts, the reference tables shipped in the
+    package (schema ref), and what the user named."""
+    from etl.reference import DATA_DIR as REFERENCE_DIR
+
     dirs = [
         settings.parquet_dir,
         settings.data_dir / "marts",

@@ -110,7 +110,8 @@ def transform_files(folder: Path) -> list[Path]:
 
 
 def create_views(con: duckdb.DuckDBPyConnection, settings: Settings, views: list[View]) -> None:
-    """A view per dataset table over its Parquet files; `main.<dataset>` too for a single-table dataset."""
+    """A view per dataset table over its Parquet files (named relative to the data directory, so a moved data
+    directory keeps working); `main.<dataset>` too for a single-table dataset."""
     for view in views:
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(view.schema)}")
         name = f"{quote_ident(view.schema)}.{quote_ident(view.name)}"
