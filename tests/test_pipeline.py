@@ -75,6 +75,28 @@ def test_second_run_skips_and_force_redoes(etl, project):
     assert [s["status"] for s in forced["steps"] if s["step"] == "convert"] == ["ok"]
 
 
+def test_an_unchanged_warehouse_is_kept_and_a_changed_input_rebuilds_it(etl, project):
+    assert etl("run").code == 0
+    warehouse = project / "data/warehouse.duckdb"
+    built = warehouse.stat().st_mtime_ns
+
+    def warehouse_step(*args):
+        summary = json.loads(etl("--json", "run", *args).out)
+        return next(s["status"] for s in summary["steps"] if s["step"] == "warehouse")
+
+    assert warehouse_step() == "skipped" and warehouse.stat().st_mtime_ns == built
+    sql = project / "sql/deaths"
+    sql.mkdir(parents=True)
+    (sql / "010_by_sex.sql").write_text("CREATE TABLE by_sex AS SELECT SEXO, count(*) n FROM records GROUP BY 1")
+    assert warehouse_step() == "ok"  # a new transform file
+    assert query(warehouse, "SELECT sum(n) FROM deaths.by_sex") == query(warehouse, "SELECT count(*) FROM deaths")
+    assert warehouse_step() == "skipped"
+    write_sample(project / "data/raw/deaths/deaths.csv", rows=300)
+    assert warehouse_step() == "ok"  # new Parquet
+    assert warehouse_step("--force") == "ok"
+    assert etl("transform").code == 0 and warehouse.stat().st_mtime_ns > built
+
+
 def test_a_changed_raw_file_is_converted_again(etl, project):
     assert etl("run").code == 0
     write_sample(project / "data/raw/deaths/deaths.csv", rows=300)
