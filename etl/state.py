@@ -5,6 +5,7 @@ SQLite because it is transactional, needs no server, and never locks the DuckDB 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 import threading
@@ -193,9 +194,10 @@ class StateStore:
         return dict(self.db.execute("SELECT name, value FROM cursors ORDER BY name").fetchall())
 
     # runs
-    def start_run(self, command: str) -> int:
-        # A run still marked running was killed: say so rather than leave it looking alive.
-        self.db.execute("UPDATE runs SET status = 'interrupted' WHERE status = 'running'")
+    def start_run(self, command: str, *, sweep: bool = True) -> int:
+        """A new run; with sweep (the writer lock held), runs still marked running were killed: say so."""
+        if sweep:
+            self.db.execute("UPDATE runs SET status = 'interrupted' WHERE status = 'running'")
         return self.db.execute(
             "INSERT INTO runs (command, started_at) VALUES (?, ?)", (command, time.time())
         ).lastrowid
@@ -238,3 +240,31 @@ class StateStore:
             "loaded_at = excluded.loaded_at",
             (destination, target, source, fingerprint, rows, time.time()),
         )
+
+
+def status(path: Path, runs: int = 10) -> dict[str, Any]:
+    """What the state store knows: every file, the cursors, and the last runs with their figures."""
+    state = StateStore(path)
+    try:
+        files, cursors, recent = state.files(), state.cursors(), state.runs(runs)
+    finally:
+        state.close()
+    return {
+        "files": [dataclasses.asdict(f) for f in files],
+        "cursors": cursors,
+        "runs": [_run_status(r) for r in recent],
+    }
+
+
+def _run_status(run: dict[str, Any]) -> dict[str, Any]:
+    summary = json.loads(run["summary"]) if run["summary"] else {}
+    finished = run["finished_at"]
+    return {
+        **run,
+        "summary": summary,
+        "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run["started_at"])),
+        "seconds": round(finished - run["started_at"], 1) if finished else None,
+        "rows": summary.get("rows"),
+        "rejected": summary.get("rejected"),
+        "failed": summary.get("failed"),
+    }

@@ -31,6 +31,7 @@ from psycopg import sql
 from etl.config import Settings
 from etl.errors import ConfigError, LoadError
 from etl.memory import batch_rows
+from etl.reference import SCHEMA as REF_SCHEMA
 from etl.sinks.duckdb import connect, quote_ident
 from etl.sinks.lineage import WarehouseObject, catalogue, fingerprint
 from etl.state import StateStore
@@ -160,8 +161,11 @@ def pg_column(column: str, t: duckdb.DuckDBPyType) -> tuple[str, str]:
 
 
 def default_tables(objects: dict[str, WarehouseObject]) -> list[WarehouseObject]:
-    """Every dataset table and mart: all but the staging views (`stg_*`) and main's `<dataset>` aliases."""
-    return [o for o in objects.values() if o.schema != "main" and not o.name.startswith("stg_")]
+    """Every dataset table and mart: all but the staging views (`stg_*`), main's `<dataset>` aliases and the
+    reference tables (schema `ref`, loaded when named)."""
+    return [
+        o for o in objects.values() if o.schema not in ("main", REF_SCHEMA) and not o.name.startswith("stg_")
+    ]
 
 
 def choose(objects: dict[str, WarehouseObject], names: list[str] | None) -> list[WarehouseObject]:
