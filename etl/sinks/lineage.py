@@ -14,6 +14,7 @@ import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from etl.sinks.duckdb import quote_ident
@@ -54,9 +55,12 @@ def catalogue(con: duckdb.DuckDBPyConnection) -> dict[str, WarehouseObject]:
 
 
 def fingerprint(
-    con: duckdb.DuckDBPyConnection, obj: WarehouseObject, objects: dict[str, WarehouseObject]
+    con: duckdb.DuckDBPyConnection, obj: WarehouseObject, objects: dict[str, WarehouseObject], data_dir: Path
 ) -> str:
-    """A hash of what `obj` is built from: definitions, the files read (name, size, mtime) and base tables' rows."""
+    """A hash of what `obj` is built from: definitions, the files read (name, size, mtime) and base tables' rows.
+
+    A file is named as it is or relative to the data directory (the warehouse's views name theirs so).
+    """
     h = hashlib.sha256()
     seen: set[str] = set()
 
@@ -69,7 +73,7 @@ def fingerprint(
             h.update(repr(_rows_hash(con, o)).encode())
             return
         refs, constants = _references(con, o)
-        for path in sorted(_files(constants)):
+        for path in sorted(_files(constants, data_dir)):
             st = os.stat(path)
             h.update(json.dumps([path, st.st_size, st.st_mtime_ns]).encode())
         for ref in sorted({_resolve(r, o.schema, objects) for r in refs} - {None}):
@@ -127,13 +131,14 @@ def _nodes(tree: object) -> Iterator[dict]:
             stack.extend(node)
 
 
-def _files(constants: set[str]) -> set[str]:
+def _files(constants: set[str], data_dir: Path) -> set[str]:
     found = set()
     for text in constants:
-        if any(c in text for c in "*?["):
-            found.update(p for p in glob.glob(text, recursive=True) if os.path.isfile(p))
-        elif os.path.isfile(text):
-            found.add(text)
+        for name in (text, os.path.join(data_dir, text)):
+            if any(c in name for c in "*?["):
+                found.update(p for p in glob.glob(name, recursive=True) if os.path.isfile(p))
+            elif os.path.isfile(name):
+                found.add(name)
     return found
 
 
