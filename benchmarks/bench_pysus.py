@@ -51,7 +51,10 @@ def pysus_python() -> Path:
 def inputs() -> list[tuple[str, Path]]:
     sizes = [int(n) for n in os.environ.get("ETL_BENCH_PYSUS_ROWS", "1000000,5000000").split(",")]
     found = [(f"SIH RD-like, {rows:,} records", make_dbc(rows)[1]) for rows in sizes]
-    for name, label in (("ZIKABR21.dbc", "real SINAN ZIKA 2021"), ("STPI2206.dbc", "real CNES ST PI 2022-06")):
+    for name, label in (
+        ("ZIKABR21.dbc", "real SINAN ZIKA 2021"),
+        ("STPI2206.dbc", "real CNES ST PI 2022-06"),
+    ):
         if (REAL / name).exists():
             found.append((f"{label} ({name})", REAL / name))
     return found

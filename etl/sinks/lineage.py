@@ -14,9 +14,10 @@ import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from etl.sinks.duckdb import DATA_DIR_VARIABLE, quote_ident
+from etl.sinks.duckdb import quote_ident
 
 if TYPE_CHECKING:
     import duckdb
@@ -54,13 +55,14 @@ def catalogue(con: duckdb.DuckDBPyConnection) -> dict[str, WarehouseObject]:
 
 
 def fingerprint(
-    con: duckdb.DuckDBPyConnection, obj: WarehouseObject, objects: dict[str, WarehouseObject]
+    con: duckdb.DuckDBPyConnection, obj: WarehouseObject, objects: dict[str, WarehouseObject], data_dir: Path
 ) -> str:
-    """A hash of what `obj` is built from: definitions, the files read (name, size, mtime) and base tables' rows."""
+    """A hash of what `obj` is built from: definitions, the files read (name, size, mtime) and base tables' rows.
+
+    A file is named as it is or relative to the data directory (the warehouse's views name theirs so).
+    """
     h = hashlib.sha256()
     seen: set[str] = set()
-    # views name their Parquet relative to the data directory (etl_data_path('parquet/…')), set per connection
-    data_dir = con.execute(f"SELECT getvariable('{DATA_DIR_VARIABLE}')").fetchall()[0][0] or ""
 
     def visit(o: WarehouseObject) -> None:
         if o.qualified in seen:
@@ -129,14 +131,14 @@ def _nodes(tree: object) -> Iterator[dict]:
             stack.extend(node)
 
 
-def _files(constants: set[str], data_dir: str) -> set[str]:
+def _files(constants: set[str], data_dir: Path) -> set[str]:
     found = set()
-    for constant in constants:
-        for text in {constant, os.path.join(data_dir, constant)}:
-            if any(c in text for c in "*?["):
-                found.update(p for p in glob.glob(text, recursive=True) if os.path.isfile(p))
-            elif os.path.isfile(text):
-                found.add(text)
+    for text in constants:
+        for name in (text, os.path.join(data_dir, text)):
+            if any(c in name for c in "*?["):
+                found.update(p for p in glob.glob(name, recursive=True) if os.path.isfile(p))
+            elif os.path.isfile(name):
+                found.add(name)
     return found
 
 

@@ -243,7 +243,12 @@ class Publisher:
             comments = self._column_comments(obj)
             digest = hashlib.sha256(
                 json.dumps(
-                    [fingerprint(self.duck, obj, self.objects), columns, obj.comment, comments]
+                    [
+                        fingerprint(self.duck, obj, self.objects, self.settings.data_dir),
+                        columns,
+                        obj.comment,
+                        comments,
+                    ]
                 ).encode()
             ).hexdigest()
         except duckdb.Error as e:

@@ -271,6 +271,19 @@ def test_a_failed_load_leaves_the_live_table_unchanged(etl, warehouse, pg):
     assert r.code == 0 and "3000000 rows (inputs changed)" in r.err, r.err  # a failed load is not recorded
 
 
+def test_a_view_whose_files_are_gone_fails_alone(etl, warehouse, pg):
+    part = warehouse / "part.parquet"
+    con = duckdb.connect(str(warehouse / "data/warehouse.duckdb"))
+    con.execute(f"COPY (SELECT 1 AS id) TO '{part}' (FORMAT parquet)")
+    con.execute(f"CREATE VIEW shop.gone AS SELECT * FROM read_parquet(['{part}'])")
+    con.close()
+    part.unlink()
+    r = etl("load", "postgres", "--dsn", pg)
+    assert r.code == 1
+    assert "shop.gone: cannot read shop.gone in the warehouse" in r.err and "part.parquet" in r.err
+    assert "1 failed" in r.err and pg_rows(pg, "SELECT count(*) FROM etl.shop_sales") == [(50000,)]
+
+
 def test_a_changed_schema_replaces_the_table(etl, warehouse, pg):
     assert etl("load", "postgres", "--dsn", pg).code == 0
     con = duckdb.connect(str(warehouse / "data/warehouse.duckdb"))
