@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 SINGLE_TABLE = "records"
 # kind -> module; modules are imported only when a dataset of that kind is used (keeps start-up fast).
 KINDS = {
+    "cnv": "etl.sources.cnv",
     "csv": "etl.sources.csv",
     "dbf": "etl.sources.dbf",
     "dbc": "etl.sources.dbc",
