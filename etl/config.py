@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from etl.errors import ConfigError
-from etl.memory import parse_size
+from etl.kinds import get_source
+from etl.memory import check_budget, parse_size
 
 DEFAULT_MEMORY_LIMIT = "1GB"
 # Settings that an ETL_<NAME> variable overrides (ETL_MEMORY_LIMIT, ETL_DATA_DIR, ETL_THREADS, ETL_SQL_DIR).
@@ -155,7 +156,7 @@ def settings_from(
             raw[name] = int(value) if name == "threads" and value.isdigit() else value
     raw.update({k: v for k, v in overrides.items() if v is not None})
     if "memory_limit" in raw:
-        raw["memory_limit"] = parse_size(raw["memory_limit"])
+        raw["memory_limit"] = check_budget(parse_size(raw["memory_limit"]))
     settings = build_options(Settings, raw, where)
     if settings.threads < 1:
         raise ConfigError(f"{where}.threads must be at least 1")
@@ -173,8 +174,6 @@ def load_config(
 
     With with_datasets=False the datasets are left out, unchecked: checking them imports every kind's source module.
     """
-    from etl.sources import get_source
-
     env = dict(os.environ if env is None else env)
     doc: dict[str, Any] = {}
     if path is not None:
