@@ -409,7 +409,7 @@ SIM_CAUSES = [
     ("C169", 0.8, 0.64, (30, 95, 66), ""),
     ("P369", 0.5, 0.55, (0, 0.08, 0.003), ""),
     ("P220", 0.5, 0.56, (0, 0.03, 0.0005), ""),
-    ("P071", 0.4, 0.52, (0, 0.02, 0.0001), ""),
+    ("P071", 0.4, 0.52, (0, 0.0004, 0), ""),  # within hours of birth, some within minutes
     ("Q249", 0.2, 0.5, (0, 1, 0.1), ""),
 ]
 SIM_CAUSE = Choice((c, c[1]) for c in SIM_CAUSES)
@@ -448,9 +448,7 @@ def _sim_record(rng: random.Random, state: str, year: int, month: int | None, i:
     adult = years >= 15
     r = rng.random()
     idade = "999" if r < 0.003 else sim_age(years)
-    dtobito = (
-        died.strftime("%d%m%Y") if i % 4999 != 4998 else f"3102{year}"
-    )  # an impossible date now and then
+    dtobito = died.strftime("%d%m%Y") if i % 997 != 996 else f"3102{year}"  # an impossible date now and then
     return (
         "1",
         "2",
@@ -639,7 +637,9 @@ def _sinan_record(rng: random.Random, state: str, year: int, month: int | None, 
     home = DENGUE_STATES(rng)
     onset = _date_in(rng, year, DENGUE_MONTH(rng))
     notified = onset + dt.timedelta(days=min(int(rng.expovariate(1 / 3)), 30))
-    years = rng.triangular(0, 90, 28) if rng.random() > 0.04 else rng.random()
+    years = (
+        rng.triangular(0, 90, 28) if rng.random() > 0.04 else rng.random() ** 3
+    )  # infants: hours to months
     male = rng.random() < 0.45
     cls = DENGUE_CLASS(rng)
     lab = rng.random() < 0.35
@@ -823,12 +823,12 @@ def _monthly(states: Iterable[str], months: Iterable[int]) -> tuple[tuple[str, i
 
 SAMPLES = {
     ("SIH", "RD"): Sample(
-        SIH_FIELDS, _record, _monthly(STATES, range(1, 13)), lambda s, y, m: f"RD{s}{y % 100:02d}{m:02d}",
-        36_000, SIH_MONTHS,
+        SIH_FIELDS, _record, _monthly(STATES, range(1, 7)), lambda s, y, m: f"RD{s}{y % 100:02d}{m:02d}",
+        30_000, SIH_MONTHS,
     ),
     ("SIA", "PA"): Sample(
-        SIA_FIELDS, _sia_record, _monthly(STATES, range(1, 4)), lambda s, y, m: f"PA{s}{y % 100:02d}{m:02d}",
-        30_000, SIA_MONTHS,
+        SIA_FIELDS, _sia_record, _monthly(STATES, range(1, 3)), lambda s, y, m: f"PA{s}{y % 100:02d}{m:02d}",
+        24_000, SIA_MONTHS,
     ),
     ("SIM", "DO"): Sample(
         SIM_FIELDS, _sim_record, tuple((s, YEAR, None) for s in STATES), lambda s, y, m: f"DO{s}{y}", 20_000

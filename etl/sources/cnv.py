@@ -192,7 +192,9 @@ def _batches(
     if "\0" in text:
         raise SourceError("a binary file, not a TabWin .CNV", file=name)
     try:
-        declared, _width, categories, rejected = parse(iter(text.splitlines()), max_range)
+        # Lines end at LF only: str.splitlines() would also break at U+0085, which latin-1 decodes byte 0x85 to.
+        lines = (line.removesuffix("\r") for line in text.split("\n"))
+        declared, _width, categories, rejected = parse(lines, max_range)
     except LineError as e:
         raise SourceError(str(e), file=name, hint="Is this a TabWin .CNV file?") from None
     if rejected and on_rejects is None:

@@ -70,15 +70,17 @@ def test_lists_numeric_and_alphanumeric_ranges(tmp_path):
             cnv_line(2, "Neoplasias", "C000-C009,C01,D48"),
             cnv_line(3, "Códigos 90 a 95", "0090-0095, 0099"),
             cnv_line(4, "Não informado", "    ,"),
+            cnv_line(5, "Reticências\x85 em cp1252", "9999"),  # byte 0x85 is no line break
         ],
     )
     t = table(path)
-    assert t["_n"] == 200 + 12 + 7 + 1
+    assert t["_n"] == 200 + 12 + 7 + 1 + 1
     assert t["A00"] == t["A99"] == t["B00"] == t["B99"] == ("Algumas doenças infecciosas", 1, 2)
     assert "A9A" not in t and "C00" not in t
     assert t["C005"] == ("Neoplasias", 2, 3) and t["D48"][0] == "Neoplasias"
     assert [c for c in t if c.startswith("00")] == ["0090", "0091", "0092", "0093", "0094", "0095", "0099"]
     assert t[""] == ("Não informado", 4, 5)
+    assert t["9999"] == ("Reticências\x85 em cp1252", 5, 6)
 
 
 def bad_file(tmp_path):

@@ -172,7 +172,7 @@ def test_the_sample_dataset_and_its_views(etl, tmp_path):
         '[datasets.sih]\nkind = "datasus"\nsample = true\nsample_rows = 2000\n'
     )
     assert etl("run").code == 0
-    assert count(tmp_path, "SELECT count(*), count(DISTINCT _source_file) FROM sih.records") == [(2000, 48)]
+    assert count(tmp_path, "SELECT count(*), count(DISTINCT _source_file) FROM sih.records") == [(2000, 24)]
     rows = count(
         tmp_path,
         "SELECT uf_residencia, sum(internacoes) AS n FROM sih.internacoes_por_mes "
