@@ -135,12 +135,52 @@ def scan(
     """A Polars LazyFrame over the staged, labelled rows of what was converted of a selection (no download).
 
     The rows are those of the dataset `fetch` converts into, or of the config's `dataset` named (`make etl`'s
-    sample: `scan("SIH", "RD", dataset="sih_rd")`).
+    sample: `scan("SIH", "RD", dataset="sih_rd")`), with that dataset's label policy.
 
-    The group's staging view (sql/datasus/<system>_<group>/, e.g. SIH RD `stg_internacoes`) is evaluated by
+    The group's staging view (sql/datasus/<system>[_<group>]/, e.g. SIH RD `stg_internacoes`) is evaluated by
     DuckDB over the selection's Parquet files under the memory budget; the frame streams DuckDB's record batches,
     pushing Polars' column selections and filters down into the query, so the data is never loaded whole.
     """
+    from etl.sinks.duckdb import quote_ident
+
+    con, _, schema, view = _staged(
+        system, group, states, years, months, config, data_dir, memory_limit, dataset
+    )
+    return con.sql(f"SELECT * FROM {quote_ident(schema)}.{quote_ident(view)}").pl(lazy=True)
+
+
+def export(
+    system: str,
+    group: str,
+    path: str | Path,
+    states: list[str] | None = None,
+    years: list[int] | None = None,
+    months: list[int] | None = None,
+    *,
+    config: str | Path | None = None,
+    data_dir: str | Path | None = None,
+    memory_limit: str | int | None = None,
+    dataset: str | None = None,
+) -> int:
+    """Write the staged rows of a selection (as `scan` gives them) to one Parquet file; the rows written.
+
+    Each column's description from the data dictionary is its Parquet field metadata (`description`). The rows
+    stream from DuckDB in batches sized from the budget into row groups bounded in bytes; the file appears under
+    its name only when complete.
+    """
+    from etl.dictionary import export_view
+
+    con, settings, schema, view = _staged(
+        system, group, states, years, months, config, data_dir, memory_limit, dataset
+    )
+    try:
+        return export_view(con, schema, view, Path(path), settings)
+    finally:
+        con.close()
+
+
+def _staged(system, group, states, years, months, config, data_dir, memory_limit, dataset):
+    """An in-memory DuckDB connection holding the selection's staging view: (con, settings, schema, view)."""
     from etl.pipeline import Pipeline
     from etl.reference import load_reference
     from etl.sinks import duckdb as warehouse
@@ -164,8 +204,7 @@ def scan(
         pipeline.close()
     os.environ.setdefault("POLARS_MAX_THREADS", str(cfg.settings.threads))
     con = warehouse.connect(cfg.settings)
-    schema = quote_ident(ds.name)
-    con.execute(f"CREATE SCHEMA {schema}")
+    con.execute(f"CREATE SCHEMA {quote_ident(ds.name)}")
     con.execute(f"SET schema = {warehouse.quote_literal(ds.name)}")
     con.execute(
         "CREATE VIEW records AS SELECT * FROM read_parquet("
@@ -174,9 +213,8 @@ def scan(
     views = [warehouse.View(ds.name, "records", files)]
     load_reference(con)
     staged = False
-    for (
-        path
-    ) in sql_files:  # up to the staging view, then its dictionary: the marts are the warehouse's business
+    # Up to the staging view, then its data dictionary: the marts are the warehouse's business.
+    for path in sql_files:
         if not staged or path.suffix == ".csv":
             run_transform(con, cfg.settings, ds.name, path, views, ds.labels)
         staged = staged or bool(
@@ -188,7 +226,7 @@ def scan(
         raise EtlError(
             f"no SQL file creates {ds.name}.{view}", hint=f"Looked in: {', '.join(map(str, sql_files))}"
         )
-    return con.sql(f"SELECT * FROM {schema}.{quote_ident(view)}").pl(lazy=True)
+    return con, cfg.settings, ds.name, view
 
 
 def _converted(pipeline, ds: Dataset) -> list[Path]:

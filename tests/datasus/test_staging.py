@@ -227,3 +227,21 @@ def test_municipality_and_cid_codes(con):
 )
 def test_shared_code_tables(con, sql, expected):
     assert one(con, sql) == expected
+
+
+def test_a_dictionary_naming_a_column_the_view_lacks_fails_with_file_and_line(tmp_path):
+    from etl.dictionary import HEADER, apply_dictionary
+    from etl.errors import LoadError
+
+    con = duckdb.connect()
+    con.execute("CREATE VIEW v AS SELECT '1' AS SEXO, 'Masculino' AS sexo_rotulo")
+    path = tmp_path / "900_dicionario.csv"
+    path.write_text(
+        ",".join(HEADER) + "\nv,SEXO,original,,Sexo,Sex\nv,sexo_label,label,SEXO,Sexo,Sex\n", encoding="utf-8"
+    )
+    with pytest.raises(LoadError, match="main.v has no column 'sexo_label'") as e:
+        apply_dictionary(con, "main", path)
+    assert e.value.file == str(path) and e.value.position == "line 3"
+    path.write_text(",".join(HEADER) + "\nv,SEXO,raw,,Sexo,Sex\n", encoding="utf-8")
+    with pytest.raises(LoadError, match="kind must be one of original, derived, label"):
+        apply_dictionary(con, "main", path)

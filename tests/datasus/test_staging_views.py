@@ -8,8 +8,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from etl import datasus
-from etl.config import load_config
-from etl.dictionary import export_view
 from etl.sources.dbc import write_dbc
 from etl.sources.dbf import write_dbf
 from tests.conftest import samples_dir
@@ -541,17 +539,15 @@ def test_labels_must_be_text_or_codes(etl, tmp_path):
 
 def test_export_writes_descriptions_as_parquet_field_metadata(etl, tmp_path):
     stage(etl, tmp_path, SIM)
-    settings = load_config(tmp_path / "etl.toml").settings
-    con = duckdb.connect(str(tmp_path / "data" / "warehouse.duckdb"), read_only=True)
     out = tmp_path / "obitos.parquet"
-    assert export_view(con, "ds", "stg_obitos", out, settings) == 3
+    assert datasus.export("SIM", "DO", out, config=tmp_path / "etl.toml", dataset="ds") == 3
     schema = pq.read_schema(out)
-    assert (
-        schema.field("raca_cor").metadata[b"description"]
-        == "Raça/cor (tabela do SIM) / Race/colour (SIM's table)".encode()
+    assert schema.field("raca_cor").metadata[b"description"].decode() == (
+        "Raça/cor (tabela do SIM) / Race/colour (SIM's table)"
     )
-    assert schema.field("DTOBITO").metadata[b"description"].startswith(b"Data do \xc3\xb3bito")
+    assert schema.field("DTOBITO").metadata[b"description"].decode().startswith("Data do óbito")
     assert pq.read_table(out).column("raca_cor").to_pylist() == ["Parda", "Amarela", None]
+    assert not list(tmp_path.glob("obitos.parquet.*"))  # no temporary left beside it
 
 
 @pytest.mark.parametrize("spec", ALL, ids=lambda s: s[0])

@@ -38,5 +38,5 @@ LEFT JOIN ref.municipios mun ON mun.municipio_cod6 = municipio_cod6(r.CODUFMUN);
 
 CREATE OR REPLACE VIEW datas_invalidas AS
 UNPIVOT (
-    SELECT count_if(data_invalida(COMPETEN, competencia_aaaamm(COMPETEN))) AS competencia FROM records
+    SELECT count(*) FILTER (WHERE data_invalida(COMPETEN, competencia_aaaamm(COMPETEN))) AS competencia FROM records
 ) ON COLUMNS(*) INTO NAME coluna VALUE invalidas;

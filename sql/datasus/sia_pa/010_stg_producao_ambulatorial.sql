@@ -45,5 +45,5 @@ LEFT JOIN ref.cbo ocup ON ocup.cbo_cod = cbo(r.PA_CBOCOD);
 -- PA has no day dates; its competence months are checked instead.
 CREATE OR REPLACE VIEW datas_invalidas AS
 UNPIVOT (
-    SELECT count_if(data_invalida(PA_CMP, competencia_aaaamm(PA_CMP))) AS competencia FROM records
+    SELECT count(*) FILTER (WHERE data_invalida(PA_CMP, competencia_aaaamm(PA_CMP))) AS competencia FROM records
 ) ON COLUMNS(*) INTO NAME coluna VALUE invalidas;

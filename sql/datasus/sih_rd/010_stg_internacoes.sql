@@ -80,8 +80,8 @@ LEFT JOIN ref.cbo ocup ON ocup.cbo_cod = cbo(r.CBOR);
 
 CREATE OR REPLACE VIEW datas_invalidas AS
 UNPIVOT (
-    SELECT count_if(data_invalida(DT_INTER, data_aaaammdd(DT_INTER))) AS dt_internacao,
-           count_if(data_invalida(DT_SAIDA, data_aaaammdd(DT_SAIDA))) AS DT_SAIDA,
-           count_if(data_invalida(NASC, data_aaaammdd(NASC))) AS dt_nascimento
+    SELECT count(*) FILTER (WHERE data_invalida(DT_INTER, data_aaaammdd(DT_INTER))) AS dt_internacao,
+           count(*) FILTER (WHERE data_invalida(DT_SAIDA, data_aaaammdd(DT_SAIDA))) AS DT_SAIDA,
+           count(*) FILTER (WHERE data_invalida(NASC, data_aaaammdd(NASC))) AS dt_nascimento
     FROM records
 ) ON COLUMNS(*) INTO NAME coluna VALUE invalidas;

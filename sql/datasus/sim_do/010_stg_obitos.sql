@@ -59,7 +59,7 @@ LEFT JOIN ref.cbo ocup ON ocup.cbo_cod = cbo(r.OCUP);
 -- Per decoded date, how many of the file's values hold something but are not a date (NULL in the view).
 CREATE OR REPLACE VIEW datas_invalidas AS
 UNPIVOT (
-    SELECT count_if(data_invalida(DTOBITO, data_ddmmaaaa(DTOBITO))) AS dt_obito,
-           count_if(data_invalida(DTNASC, data_ddmmaaaa(DTNASC))) AS dt_nascimento
+    SELECT count(*) FILTER (WHERE data_invalida(DTOBITO, data_ddmmaaaa(DTOBITO))) AS dt_obito,
+           count(*) FILTER (WHERE data_invalida(DTNASC, data_ddmmaaaa(DTNASC))) AS dt_nascimento
     FROM records
 ) ON COLUMNS(*) INTO NAME coluna VALUE invalidas;

@@ -68,7 +68,7 @@ LEFT JOIN ref.cbo ocup ON ocup.cbo_cod = cbo(r.ID_OCUPA_N);
 
 CREATE OR REPLACE VIEW datas_invalidas AS
 UNPIVOT (
-    SELECT count_if(data_invalida(DT_NOTIFIC, data_aaaammdd(DT_NOTIFIC))) AS dt_notificacao,
-           count_if(data_invalida(DT_SIN_PRI, data_aaaammdd(DT_SIN_PRI))) AS dt_primeiros_sintomas
+    SELECT count(*) FILTER (WHERE data_invalida(DT_NOTIFIC, data_aaaammdd(DT_NOTIFIC))) AS dt_notificacao,
+           count(*) FILTER (WHERE data_invalida(DT_SIN_PRI, data_aaaammdd(DT_SIN_PRI))) AS dt_primeiros_sintomas
     FROM records
 ) ON COLUMNS(*) INTO NAME coluna VALUE invalidas;

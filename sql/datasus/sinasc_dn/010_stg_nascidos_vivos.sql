@@ -46,5 +46,5 @@ LEFT JOIN ref.cid10 an3 ON an3.cid = cid3(r.CODANOMAL);
 
 CREATE OR REPLACE VIEW datas_invalidas AS
 UNPIVOT (
-    SELECT count_if(data_invalida(DTNASC, data_ddmmaaaa(DTNASC))) AS dt_nascimento FROM records
+    SELECT count(*) FILTER (WHERE data_invalida(DTNASC, data_ddmmaaaa(DTNASC))) AS dt_nascimento FROM records
 ) ON COLUMNS(*) INTO NAME coluna VALUE invalidas;
