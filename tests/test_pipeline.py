@@ -116,19 +116,6 @@ def test_a_reader_holding_the_warehouse_open_neither_blocks_nor_breaks(etl, proj
     assert query(project / "data/warehouse.duckdb", "SELECT count(*) FROM deaths")[0][0] in (298, 299, 300)
 
 
-def test_sql_command_formats(etl, project):
-    assert etl("run").code == 0
-    r = etl("sql", "SELECT SEXO, count(*) AS n FROM deaths GROUP BY 1 ORDER BY 1", "--format", "csv")
-    assert r.code == 0 and r.out.splitlines()[0] == "SEXO,n"
-    r = etl("sql", "SELECT 1 AS one", "--format", "json")
-    assert json.loads(r.out) == {"one": 1}
-    r = etl("sql", "SELECT 1 AS one, 'x' AS two")
-    cells = [[c.strip() for c in line.split("│")[1:-1]] for line in r.out.splitlines() if "│" in line]
-    assert cells == [["one", "two"], ["int32", "varchar"], ["1", "x"]]  # DuckDB's own rendering
-    r = etl("sql", "CREATE TABLE t AS SELECT 1")
-    assert r.code == 1 and "read-only" in r.err
-
-
 def test_sql_without_a_warehouse_says_what_to_do(etl, project):
     r = etl("sql", "SELECT 1")
     assert r.code == 1 and "etl run" in r.err
