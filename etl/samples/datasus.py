@@ -652,7 +652,7 @@ def _sinan_record(rng: random.Random, state: str, year: int, month: int | None, 
     )
     hospital = rng.random() < (0.6 if cls in ("11", "12") else 0.03)
     sample = notified + dt.timedelta(days=rng.randint(1, 10))
-    typed = notified.strftime("%Y%m%d") if i % 7919 != 7918 else f"{year}0230"  # an invalid date now and then
+    typed = notified.strftime("%Y%m%d") if i % 1999 != 1998 else f"{year}0230"  # an invalid date now and then
     return (
         "2",
         "A90",

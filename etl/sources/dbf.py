@@ -292,7 +292,10 @@ def _dates(block: np.ndarray) -> tuple[pa.Array, pa.Array]:
     text = pc.utf8_trim(_strings(block, "latin-1"), " ")
     present = pc.invert(pc.match_substring_regex(text, r"^0*$"))
     eight = pc.if_else(pc.match_substring_regex(text, r"^[0-9]{8}$"), text, NULL_TEXT)
-    values = pc.cast(pc.strptime(eight, format="%Y%m%d", unit="s", error_is_null=True), pa.date32())
+    stamps = pc.strptime(eight, format="%Y%m%d", unit="s", error_is_null=True)
+    # strptime rolls impossible days over (20230230 -> 2023-03-02): a date must format back to its text.
+    exact = pc.equal(pc.strftime(stamps, format="%Y%m%d"), eight)
+    values = pc.if_else(exact, pc.cast(stamps, pa.date32()), pa.nulls(1, pa.date32())[0])
     return values, pc.and_(present, pc.is_null(values))
 
 

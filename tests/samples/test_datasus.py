@@ -172,6 +172,10 @@ def test_dates_keep_each_systems_format_with_some_invalid(warehouse):
     )[0][0]
     assert sih_ok == ROWS
     assert rows(warehouse, "SELECT typeof(DT_NOTIFIC) FROM sinan_deng.records LIMIT 1") == [("DATE",)]
+    # SINAN's dates are DBF D fields; an impossible one ('20230230') arrives as NULL
+    assert rows(warehouse, "SELECT count(*) FILTER (WHERE DT_NOTIFIC IS NULL) FROM sinan_deng.records") == [
+        (ROWS // 1999,)
+    ]
 
 
 def test_months_have_seasonality(warehouse):

@@ -64,6 +64,15 @@ def test_types_blanks_invalid_values_and_lineage(tmp_path):
     assert stats.nulled == {"DT_INTER": 1, "IDADE": 1}
 
 
+def test_impossible_dates_are_null_not_rolled_over(tmp_path):
+    values = ["20230230", "20230228", "20240229", "20230229", "20231301", "20230100"]
+    write_dbf(tmp_path / "d.dbf", [("DT", "D", 8, 0)], [(v,) for v in values])
+    stats = DbfStats()
+    dates = [r["DT"] for b in read_batches(tmp_path / "d.dbf", stats=stats) for r in b.to_pylist()]
+    assert dates == [None, dt.date(2023, 2, 28), dt.date(2024, 2, 29), None, None, None]
+    assert stats.nulled == {"DT": 4}
+
+
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [
