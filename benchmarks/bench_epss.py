@@ -2,7 +2,7 @@
 with cve_risk over ~300k CVEs, each within a 512 MB budget; beside naive pandas ways of doing the same.
 
 Targets (issue 14): both etl steps under a 512 MB peak RSS. Scale with ETL_BENCH_EPSS_DAYS (default 365) and
-ETL_BENCH_EPSS_CVES (default 300000). Inputs are generated once under benchmarks/work/epss/ (a few minutes).
+ETL_BENCH_EPSS_CVES (default 300000). Inputs are generated once under benchmarks/work/epss-DAYSxCVES/ (a few minutes).
 """
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ def generate(root: Path) -> None:
 
 
 def main() -> None:
-    root = WORK / "epss"
+    root = WORK / f"epss-{DAYS}x{CVES}"  # inputs of another scale are not reused
     generate(root)
     config = root / "etl.toml"
     config.write_text(
