@@ -90,7 +90,7 @@ def generate(root: Path) -> None:
     from etl.samples.cwe import write_sample as write_cwe
     from etl.samples.kev import entry
     from etl.samples.nvd import make_cve
-    from etl.sources.nvd import COMPLETE, write_page
+    from etl.sources.nvd_pages import COMPLETE, write_page
 
     nvd = root / "raw/nvd/full"
     if not (nvd / COMPLETE).exists():

@@ -15,7 +15,6 @@ import collections
 import contextlib
 import datetime as dt
 import gzip
-import json
 import logging
 import lzma
 import os
@@ -35,13 +34,27 @@ import pyarrow.json as pj
 from etl.arrays import int64_array, text_array, text_scalar
 from etl.config import Dataset
 from etl.errors import ConversionError, SourceError
-from etl.files import atomic_path
 from etl.memory import working_bytes
 from etl.sinks.parquet import ParquetSink, lineage_columns, row_group_bytes
 from etl.sources import Context, ConvertResult, local_files
+from etl.sources.nvd_pages import COMPLETE, FULL, WINDOW_META
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+
+# What `etl fetch nvd` takes (converting pages takes no option).
+FETCH_OPTIONS = (
+    "base_url",
+    "since",
+    "full",
+    "results_per_page",
+    "max_requests",
+    "window_seconds",
+    "bootstrap",
+    "sample",
+    "sample_pages",
+)
+CONVERT_OPTIONS = ()
 
 TABLES = (
     "cves",
@@ -54,9 +67,6 @@ TABLES = (
     "ssvc",
     "vendor_comments",
 )
-COMPLETE = "_complete"  # marker the fetch writes once every page of a window is on disk
-WINDOW_META = "_window.json"  # the fetch's record of a window's query (etl/sources/nvd_api.py)
-FULL = "full"  # the window folder of a full sync
 
 # cvssData keys per CVSS version, as FIRST names them; v4.0 records from NVD's first months use other names.
 CVSS_FIELDS = [
@@ -860,19 +870,3 @@ def acquire(dataset: Dataset, raw_dir: Path, ctx: Context) -> list[Path]:
 
 def _windows(pages: list[Path]) -> list[Path]:
     return list(dict.fromkeys(Path(p).parent for p in pages))
-
-
-def write_page(path: Path, items: list[dict], start_index: int, total: int, *, history: bool = False) -> Path:
-    """A page as NVD's CVE API (or, with history, its Change History API) returns it (samples and tests)."""
-    page = {
-        "resultsPerPage": len(items),
-        "startIndex": start_index,
-        "totalResults": total,
-        "format": "NVD_CVEHistory" if history else "NVD_CVE",
-        "version": "2.0",
-        "timestamp": "2026-11-01T00:00:00.000",
-        "cveChanges" if history else "vulnerabilities": items,
-    }
-    with atomic_path(path) as tmp, gzip.open(tmp, "wt", encoding="utf-8") as f:
-        json.dump(page, f)
-    return path

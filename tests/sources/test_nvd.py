@@ -11,7 +11,8 @@ import pytest
 from benchmarks.bench_nvd import NAIVE
 from etl.errors import ConversionError
 from etl.samples.nvd import make_cve, write_sample
-from etl.sources.nvd import TABLES, read_cves, write_page
+from etl.sources.nvd import TABLES, read_cves
+from etl.sources.nvd_pages import write_page
 from tests.conftest import TEST_BUDGET_MB, etl_measured, samples_dir
 from tests.nvd_emulator import Emulator, serve
 

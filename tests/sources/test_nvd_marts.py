@@ -10,7 +10,7 @@ import pytest
 from etl.cli import main
 from etl.samples.cwe import HEADER
 from etl.samples.nvd import make_cve
-from etl.sources.nvd import write_page
+from etl.sources.nvd_pages import write_page
 
 TODAY = dt.date.today()
 

@@ -9,7 +9,7 @@ import duckdb
 import pytest
 
 from etl.samples.nvd import make_cve
-from etl.sources.nvd import write_page
+from etl.sources.nvd_pages import write_page
 from tests.nvd_emulator import Emulator, running
 
 
