@@ -17,9 +17,9 @@ import sys
 from pathlib import Path
 from etl.config import Settings
 from etl.memory import parse_size
-from etl.sinks.duckdb import WAREHOUSE_RESERVE, WAREHOUSE_SHARE, connect, hint
+from etl.sinks.duckdb import WAREHOUSE_SHARE, connect, hint, warehouse_reserve
 settings = Settings(data_dir=Path(sys.argv[1]), memory_limit=parse_size(sys.argv[2]), threads=2)
-con = connect(settings, share=WAREHOUSE_SHARE, reserve=WAREHOUSE_RESERVE)  # as `etl transform` connects
+con = connect(settings, share=WAREHOUSE_SHARE, reserve=warehouse_reserve(settings.memory_limit))  # as `etl transform`
 for statement in sys.argv[3:]:
     try:
         con.execute(statement)

@@ -63,12 +63,14 @@ def convert_files(
 
     with recorded_run(config, f"convert {kind}") as (summary, _):
         ctx = Context(settings=config.settings, base_dir=Path.cwd(), progress=progress)
-        # A source may expand an input (`etl convert nvd DIR`: the complete sync windows a fetch wrote there),
-        # naming the parts it skips and why.
-        expanded = source.convert_inputs(inputs) if hasattr(source, "convert_inputs") else []
-        for path, skipped in expanded or [(p, None) for p in inputs]:
+        expanded = (
+            source.convert_inputs(inputs)
+            if hasattr(source, "convert_inputs")
+            else [(p, None) for p in inputs]
+        )
+        for path, skipped in expanded:
             step = Step("convert", dataset=kind, file=str(path))
-            if skipped:
+            if skipped:  # e.g. an incomplete NVD fetch window
                 step.status, step.error = "skipped", skipped
                 summary.steps.append(step)
                 logger.warning("%s: skipped: %s", path, skipped)

@@ -24,7 +24,6 @@ from etl.files import atomic_path
 from etl.memory import MB
 from etl.reference import load_reference
 from etl.sinks.duckdb import (
-    WAREHOUSE_RESERVE,
     WAREHOUSE_SHARE,
     View,
     connect,
@@ -34,6 +33,7 @@ from etl.sinks.duckdb import (
     quote_ident,
     quote_literal,
     run_sql_file,
+    warehouse_reserve,
 )
 from etl.sinks.parquet import row_group_bytes
 
@@ -57,7 +57,7 @@ def build_warehouse(
     final = settings.warehouse
     errors: list[LoadError] = []
     with atomic_path(final) as tmp:
-        con = connect(settings, tmp, share=WAREHOUSE_SHARE, reserve=WAREHOUSE_RESERVE)
+        con = connect(settings, tmp, share=WAREHOUSE_SHARE, reserve=warehouse_reserve(settings.memory_limit))
         try:
             create_views(con, settings, views)
             load_reference(con)  # ref.municipios, ref.cid10, …: staging SQL joins them

@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_BASE_URL = "https://epss.empiricalsecurity.com"
 FILE = re.compile(r"epss_scores-(\d{4}-\d\d-\d\d)\.csv(\.gz)?$")
 HEADER = re.compile(rb"^#model_version:([^,]*),score_date:(\d{4}-\d\d-\d\d)")
-NUMBER = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
+NUMBER = r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$"
 
 SCHEMA = pa.schema(
     [
@@ -132,6 +132,14 @@ def score_header(path: Path) -> tuple[str | None, dt.date, bool]:
 
 def _number(text: pa.Array) -> tuple[pa.Array, int]:
     """Text as float64, null where it is not a number; and how many non-empty values were not."""
+    try:  # the common case, all numbers: Arrow's cast alone (the check below took half the file's time)
+        values = text.cast(pa.float64())
+        # "nan" and "inf" cast, but are not scores
+        if not pc.any(pc.or_(pc.is_nan(values), pc.is_inf(values))).as_py():
+            return values, 0
+    except pa.ArrowInvalid:
+        pass
+    text = pc.utf8_trim_whitespace(text)
     ok = pc.match_substring_regex(text, NUMBER)
     values = pc.if_else(ok, text, pa.scalar(None, pa.string())).cast(pa.float64())
     bad = pc.sum(pc.and_(pc.invert(ok), pc.invert(pc.is_null(text)))).as_py() or 0

@@ -117,9 +117,10 @@ def _date(text: pa.Array) -> pa.Array:
 
 
 def read_batches(
-    path: Path, *, batch_rows: int = 10_000, rejects: list | None = None
+    path: Path, *, batch_rows: int = 10_000, rejects: list | None = None, nulled: dict | None = None
 ) -> Iterator[pa.RecordBatch]:
-    """The catalogue's entries as batches of SCHEMA; entries without a cveID go to `rejects` (row, reason, raw)."""
+    """The catalogue's entries as batches of SCHEMA; entries without a cveID go to `rejects` (row, reason, raw),
+    dates that are not YYYY-MM-DD become null, counted per column in `nulled`."""
     catalog = _read_catalog(path)
     released = pc.cast(
         pc.strptime(text_array([catalog.dateReleased[:19].encode()]), "%Y-%m-%dT%H:%M:%S", "us"),
@@ -160,6 +161,13 @@ def read_batches(
             parsed["cwes"],
         ]
         columns = [c.combine_chunks() if isinstance(c, pa.ChunkedArray) else c for c in columns]
+        for name, text, typed in (
+            ("date_added", parsed["dateAdded"], columns[6]),
+            ("due_date", parsed["dueDate"], columns[9]),
+        ):
+            bad = pc.sum(pc.and_(pc.is_valid(text), pc.is_null(typed))).as_py() or 0
+            if bad and nulled is not None:
+                nulled[name] = nulled.get(name, 0) + bad
         rows = np.arange(start + 1, start + n + 1)
         batch = pa.RecordBatch.from_arrays(
             [*columns, *lineage_columns(Path(path).name, rows)], schema=LINEAGE_SCHEMA
@@ -172,10 +180,13 @@ def convert_file(path: Path, out_dir: Path, dataset: Dataset, ctx: Context) -> C
     path = Path(path)
     stem = path.name.removesuffix(".json")
     rejects: list[tuple[int, str, str]] = []
+    nulled: dict[str, int] = {}
     rows = batch_rows(ctx.settings.memory_limit, 1024)
     with ParquetSink(Path(out_dir) / f"{stem}.parquet", LINEAGE_SCHEMA) as sink:
-        for batch in read_batches(path, batch_rows=rows, rejects=rejects):
+        for batch in read_batches(path, batch_rows=rows, rejects=rejects, nulled=nulled):
             sink.write(batch)
     write_rejects(Path(out_dir) / "_rejects" / f"{stem}.parquet", path.name, rejects)
     logger.info("%s: CISA KEV release, %d entries", path.name, sink.rows)
-    return ConvertResult.written(sink, len(rejects))
+    result = ConvertResult.written(sink, len(rejects))
+    result.nulled = nulled
+    return result

@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import datetime as dt
 import gzip
 import logging
+import lzma
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import IO, TypeVar
 
 import msgspec
 import numpy as np
@@ -48,6 +50,7 @@ FETCH_OPTIONS = (
     "results_per_page",
     "max_requests",
     "window_seconds",
+    "bootstrap",
     "sample",
     "sample_pages",
 )
@@ -165,6 +168,12 @@ class Options:
         default=None, metadata={"help": "requests per rolling window (5, 50 with a key)"}
     )
     window_seconds: float = field(default=30.0, metadata={"help": "the rate limit's rolling window"})
+    bootstrap: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "mirror files (CVE-YYYY.json.xz, CVE-all.json.xz) to start from; the API continues"
+        },
+    )
     sample: bool = field(default=False, metadata={"help": "generate sample pages instead of fetching"})
     sample_pages: int = field(default=6, metadata={"help": "pages of the generated sample"})
 
@@ -309,20 +318,63 @@ class _Page(msgspec.Struct):
     vulnerabilities: list[_Vulnerability]
 
 
-_PAGE = msgspec.json.Decoder(_Page)
-# Where one record of `vulnerabilities` ends and the next begins. `{"cve":` cannot occur inside a JSON string (its
-# quote would be escaped), and a cut anywhere but between two records leaves brackets open, which the decoder
-# rejects: a chunk never ends mid-record unnoticed.
-_BOUNDARY = re.compile(rb'(\})\s*,\s*(\{)\s*"cve"\s*:')
-_OPEN, _CLOSE = b'{"vulnerabilities":[', b"]}"
+class _Items(msgspec.Struct):
+    cve_items: list[msgspec.Raw]
 
 
-def _last_boundary(buf: bytes) -> re.Match | None:
+_PAGE, _ITEMS = msgspec.json.Decoder(_Page), msgspec.json.Decoder(_Items)
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """How a file lists its records: NVD's pages and feeds `{"vulnerabilities": [{"cve": {…}}, …]}`, or the yearly
+    files of public NVD mirrors (`CVE-2024.json.xz`, `CVE-all.json.xz`): `{"timestamp": …, "cve_items": [{…}, …]}`.
+
+    `boundary` is where one record ends and the next begins. `{"cve":` cannot occur inside a JSON string (its quote
+    would be escaped), and a cut anywhere but between two records leaves brackets open, which the decoder rejects: a
+    chunk never ends mid-record unnoticed. A mirror's bare records begin with `"id"` (NVD's key order).
+    """
+
+    boundary: re.Pattern
+    open: bytes
+    records: Callable[[bytes], list[msgspec.Raw]]
+
+
+_NVD = _Layout(
+    re.compile(rb'(\})\s*,\s*(\{)\s*"cve"\s*:'),
+    b'{"vulnerabilities":[',
+    lambda doc: [v.cve for v in _PAGE.decode(doc).vulnerabilities],
+)
+_MIRROR = _Layout(
+    re.compile(rb'(\})\s*,\s*(\{)\s*"id"\s*:'), b'{"cve_items":[', lambda doc: _ITEMS.decode(doc).cve_items
+)
+_CLOSE = b"]}"
+_RELEASED = re.compile(rb'"timestamp"\s*:\s*"([^"]+)"')
+
+
+def open_json(path: Path) -> IO[bytes]:
+    """A page, feed or record file's JSON: gzip (`.gz`), xz (`.xz`, as mirrors publish yearly files) or plain."""
+    path = Path(path)
+    if path.suffix == ".gz":
+        return gzip.open(path, "rb")
+    if path.suffix == ".xz":
+        return lzma.open(path, "rb")
+    return open(path, "rb")
+
+
+def release_time(path: Path) -> str | None:
+    """The `timestamp` a feed or mirror file states near its start (when it was generated), if any."""
+    with open_json(path) as f:
+        m = _RELEASED.search(f.read(4096))
+    return m.group(1).decode() if m else None
+
+
+def _last_boundary(buf: bytes, boundary: re.Pattern) -> re.Match | None:
     """The last record boundary in buf, looked for in a tail that doubles until it holds one."""
     tail = 1 << 16
     while True:
         found = None
-        for found in _BOUNDARY.finditer(buf, max(0, len(buf) - tail)):  # noqa: B007
+        for found in boundary.finditer(buf, max(0, len(buf) - tail)):  # noqa: B007
             pass
         if found or tail >= len(buf):
             return found
@@ -333,20 +385,23 @@ def read_cves(path: Path, chunk_bytes: int) -> Iterator[pa.StringArray]:
     """The JSON text of each CVE of a page or feed (the value of its `cve` key), in chunks of about chunk_bytes.
 
     A chunk is cut between two records and wrapped back into a page (`{"vulnerabilities":[` … `]}`), so a feed of any
-    size is read in bounded memory. Raises ConversionError naming the byte where the JSON is malformed.
+    size is read in bounded memory; a mirror's yearly file (`cve_items` of bare records) likewise. Raises ConversionError naming the byte where the JSON is malformed.
     """
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
+    with open_json(path) as f:
+        try:
+            layout = _MIRROR if b'"cve_items"' in f.peek(1 << 16)[: 1 << 16] else _NVD
+        except (OSError, EOFError, lzma.LZMAError) as e:
+            raise ConversionError(f"{path.name}: cannot decompress: {e}", file=str(path)) from None
         head, offset, first = b"", 0, True  # offset: where head starts in the file's JSON
         while True:
             try:
                 block = f.read(chunk_bytes)
-            except (OSError, EOFError) as e:
+            except (OSError, EOFError, lzma.LZMAError) as e:
                 raise ConversionError(f"{path.name}: cannot decompress: {e}", file=str(path)) from None
             more = len(block) == chunk_bytes  # a short read is the end of the file
             buf = head + block
             del block
-            cut = _last_boundary(buf) if more else None
+            cut = _last_boundary(buf, layout.boundary) if more else None
             if more and cut is None:
                 head = buf  # no record ends in this chunk yet: read on
                 continue
@@ -354,13 +409,13 @@ def read_cves(path: Path, chunk_bytes: int) -> Iterator[pa.StringArray]:
                 doc = buf
             else:  # one copy, wrapped back into a page; buffers are dropped as soon as they are copied
                 end = cut.end(1) if cut else len(buf)
-                doc = b"".join((b"" if first else _OPEN, memoryview(buf)[:end], _CLOSE if cut else b""))
+                doc = b"".join((b"" if first else layout.open, memoryview(buf)[:end], _CLOSE if cut else b""))
             head = buf[cut.start(2) :] if cut else b""
             del buf
             try:
-                records = [v.cve for v in _PAGE.decode(doc).vulnerabilities]
+                records = layout.records(doc)
             except msgspec.DecodeError as e:
-                shift = offset - (0 if first else len(_OPEN))
+                shift = offset - (0 if first else len(layout.open))
                 raise ConversionError(_decode_error(e, path, shift), file=str(path)) from None
             del doc  # the records keep it until they are copied, back to back, into one string array
             strings = text_array(records)
@@ -587,8 +642,7 @@ def single_record(path: Path) -> bytes | None:
     one file per CVE); None for a page or a feed."""
     if is_feed(path) or _json_size(path) > 16 << 20:
         return None
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
+    with open_json(path) as f:
         if b'"vulnerabilities"' in f.read(4096):  # a page: NVD writes it after a few short keys
             return None
         f.seek(0)
@@ -680,7 +734,8 @@ def convert_inputs(paths: list[Path]) -> list[tuple[Path, str | None]]:
 
 
 def is_feed(path: Path) -> bool:
-    return Path(path).name.startswith("nvdcve-")
+    """NVD's yearly feeds (`nvdcve-2.0-2024.json.gz`) and mirrors' xz files, never one record."""
+    return Path(path).name.startswith("nvdcve-") or Path(path).suffix == ".xz"
 
 
 def _json_size(path: Path) -> int:
@@ -774,26 +829,43 @@ def acquire(dataset: Dataset, raw_dir: Path, ctx: Context) -> list[Path]:
         write_sample(raw_dir / "sample", pages=opts.sample_pages)
         return [raw_dir / "sample"]
     from etl.errors import FetchFailures
-    from etl.sources.nvd_api import sync
+    from etl.sources.nvd_api import parse_time, sync
 
+    cursor_name = f"nvd:{dataset.name}"
+    # A first sync from mirror files: API windows from the oldest file's release time, instead of a full sync (at
+    # the keyless rate limit, 5 pages of 2,000 CVEs per 30 s, a full sync of 300k CVEs takes 15 minutes).
+    bootstrap = local_files(opts.bootstrap, ctx) if opts.bootstrap else []
+    since = opts.since
+    if bootstrap and since is None and not (ctx.state and ctx.state.get_cursor(cursor_name)):
+        released = [release_time(p) for p in bootstrap]
+        if None in released:
+            raise SourceError(
+                "a bootstrap file states no release `timestamp`",
+                file=str(bootstrap[released.index(None)]),
+                hint="Give `since` (ISO-8601) for where the API sync should start",
+            )
+        # A mirror's data can lag its release by its sync interval (hours): a day's overlap; versions fetched twice
+        # are told apart by last_modified (cves_current).
+        since = (min(parse_time(t) for t in released) - dt.timedelta(days=1)).isoformat()
+        logger.info("NVD bootstrap from %d mirror files; API windows from %s", len(bootstrap), since)
     # sync returns pages; a window folder is the unit converted (one Parquet per table per window), which also
     # keeps `page-00000000` of one window from overwriting another's.
     try:
         pages = sync(
             raw_dir,
             state=ctx.state,
-            cursor_name=f"nvd:{dataset.name}",
+            cursor_name=cursor_name,
             base_url=opts.base_url,
             api_key=os.environ.get("NVD_API_KEY") or None,
-            since=opts.since,
+            since=since,
             full=opts.full,
             results_per_page=opts.results_per_page,
             max_requests=opts.max_requests,
             window_seconds=opts.window_seconds,
         )
     except FetchFailures as e:
-        raise FetchFailures(_windows(e.fetched), e.failures) from None
-    return _windows(pages)
+        raise FetchFailures(bootstrap + _windows(e.fetched), e.failures) from None
+    return bootstrap + _windows(pages)
 
 
 def _windows(pages: list[Path]) -> list[Path]:

@@ -60,19 +60,25 @@ def test_bad_rows_are_rejected_and_bad_scores_counted(etl, tmp_path):
         "CVE-2024-0002,0.2\n"  # a field short
         "CVE-2024-0003,n/a,0.7\n"  # not a number
         "CVE-2024-0004,0.4,0.9,extra\n"
-        "CVE-2024-0005,1e-4,0.1\n"
+        "CVE-2024-0005,1e-4, 0.1\n"  # a space: still a number
+        "CVE-2024-0006,nan,0.2\n"
     )
     path = tmp_path / "epss_scores-2024-06-01.csv"
     path.write_text(text)
     r = etl("--json", "convert", "epss", path, "--out", "out")
     assert r.code == 0, r.err
     summary = json.loads(r.out)
-    assert (summary["rows"], summary["rejected"]) == (3, 2)
-    assert "1 values of epss could not be typed and are null" in r.err
+    assert (summary["rows"], summary["rejected"]) == (4, 2)
+    assert "2 values of epss could not be typed and are null" in r.err
     got = rows(
         tmp_path / "out/epss_scores-2024-06-01.parquet", "SELECT cve_id, epss, percentile FROM t ORDER BY 1"
     )
-    assert got == [("CVE-2024-0001", 0.1, 0.5), ("CVE-2024-0003", None, 0.7), ("CVE-2024-0005", 0.0001, 0.1)]
+    assert got == [
+        ("CVE-2024-0001", 0.1, 0.5),
+        ("CVE-2024-0003", None, 0.7),
+        ("CVE-2024-0005", 0.0001, 0.1),
+        ("CVE-2024-0006", None, 0.2),
+    ]
     rejects = rows(
         tmp_path / "out/_rejects/epss_scores-2024-06-01.parquet", "SELECT line, reason, raw FROM t ORDER BY 1"
     )

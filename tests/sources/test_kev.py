@@ -74,12 +74,17 @@ def test_each_release_fetched_is_kept_and_queryable(etl, tmp_path):
 
 
 def test_an_entry_without_a_cve_id_is_rejected_with_its_text(etl, tmp_path):
-    entries = [entry(0), {"vendorProject": "Acme", "product": "Widget"}, entry(7)]
+    entries = [
+        entry(0),
+        {"vendorProject": "Acme", "product": "Widget"},
+        {**entry(7), "dueDate": "2024-13-45"},
+    ]
     (tmp_path / "kev.json").write_bytes(catalog("2026.01.01", "2026-01-01T00:00:00Z", entries))
     r = etl("--json", "convert", "kev", tmp_path / "kev.json", "--out", "out")
     assert r.code == 0, r.err
     summary = json.loads(r.out)
     assert (summary["rows"], summary["rejected"]) == (2, 1)
+    assert "1 values of due_date could not be typed and are null" in r.err
     assert rows(tmp_path / "out/kev.parquet", "SELECT cve_id, _source_row FROM t") == [
         (entries[0]["cveID"], 1),
         (entries[2]["cveID"], 3),

@@ -160,3 +160,65 @@ def test_fetch_then_convert_the_fetch_folder(etl, tmp_path):
     recent = rows(tmp_path / f"out/cves/{window.name}.parquet", "SELECT min(_source_file) FROM t")
     assert recent == [(f"{window.name}/page-00000000.json.gz",)]
     assert not (tmp_path / f"out/cves/{killed.name}.parquet").exists()
+
+
+def write_mirror(path, cves: list[dict], released: dt.datetime) -> None:
+    """A yearly file as public NVD mirrors release them: xz, bare records under `cve_items`."""
+    import lzma
+
+    head = {
+        "timestamp": released.strftime("%Y-%m-%dT%H:%M:%S.%f"),
+        "cve_count": len(cves),
+        "feed_name": "CVE-all",
+    }
+    with lzma.open(path, "wt", preset=0) as f:
+        f.write(json.dumps(head)[:-1] + ', "cve_items": [')
+        f.write(",\n".join(json.dumps(c["cve"], indent=1) for c in cves))
+        f.write("]}")
+
+
+def test_a_mirror_file_converts_chunk_by_chunk(tmp_path):
+    from etl.sources.nvd import read_cves
+
+    cves = [make_cve(i) for i in range(40)]
+    write_mirror(tmp_path / "CVE-all.json.xz", cves, dt.datetime(2026, 1, 1))
+    for chunk_bytes in (3000, 1 << 20):
+        got = [
+            json.loads(t)
+            for chunk in read_cves(tmp_path / "CVE-all.json.xz", chunk_bytes)
+            for t in chunk.to_pylist()
+        ]
+        assert got == [c["cve"] for c in cves]
+
+
+def test_bootstrap_from_a_mirror_file_then_api_windows_from_its_release(etl, tmp_path):
+    now = dt.datetime.now(dt.UTC)
+    emulator = Emulator(count=120, limit=5, window=1.0)
+    for hours in (30, 20, 10):  # changed after the release: the API window brings them
+        emulator.add(now - dt.timedelta(hours=hours))
+    write_mirror(tmp_path / "CVE-all.json.xz", emulator.cves[:120], now - dt.timedelta(days=2))
+    with running(emulator) as (_, url):
+        (tmp_path / "etl.toml").write_text(
+            f'[datasets.nvd]\nkind = "nvd"\nbootstrap = ["CVE-all.json.xz"]\nbase_url = "{url}"\n'
+            "results_per_page = 50\nwindow_seconds = 1.0\n"
+        )
+        r = etl("--json", "run")
+        assert r.code == 0, r.err
+        assert json.loads(r.out)["rows"] == 123
+        windows = [(q.get("lastModStartDate"), q.get("startIndex")) for q in emulator.requests]
+        assert len(windows) == 1 and windows[0][0] is not None  # no full sync: one window since the release
+        start = dt.datetime.fromisoformat(windows[0][0])
+        assert abs(start - (now - dt.timedelta(days=3))) < dt.timedelta(seconds=5)  # a day's overlap
+        emulator.requests.clear()
+        r = etl("--json", "run")  # the next run: the cursor, not the bootstrap, decides
+        assert r.code == 0, r.err
+        assert len(emulator.requests) == 1 and dt.datetime.fromisoformat(
+            emulator.requests[0]["lastModStartDate"]
+        ) > now - dt.timedelta(minutes=1)
+    con = duckdb.connect(str(tmp_path / "data/warehouse.duckdb"), read_only=True)
+    got = con.sql("SELECT count(*), count(DISTINCT cve_id) FROM nvd.cves_current").fetchall()
+    assert got == [(123, 123)]
+    (source,) = con.sql(
+        "SELECT DISTINCT _source_file FROM nvd.cves WHERE _source_file LIKE 'CVE-all%'"
+    ).fetchall()
+    assert source == ("CVE-all.json.xz",)
