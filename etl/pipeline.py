@@ -210,7 +210,7 @@ class Pipeline:
                 bar.update(1)
 
     def is_done(self, ds: Dataset, key: str, path: Path) -> bool:
-        """Converted before, outputs present, and the raw file unchanged (or gone, as with keep_raw = false).
+        """Converted before, every output present, and the raw file unchanged (or gone, as with keep_raw = false).
 
         Same size and mtime is unchanged; same size with another mtime (a file downloaded again) is unchanged
         when its checksum matches.
@@ -219,6 +219,10 @@ class Pipeline:
         if self.force or rec is None or rec.stage not in ("converted", "loaded"):
             return False
         if not all(Path(p).exists() for p in rec.outputs.values()):
+            return False
+        # A source that now writes more tables than it did (a newer etl: NVD's `affected`, `ssvc`, …) converts
+        # the file again, so every table the SQL expects exists.
+        if not set(getattr(get_source(ds.kind), "TABLES", ())) <= set(rec.outputs):
             return False
         if not path.exists():
             return True

@@ -1,5 +1,6 @@
 import gzip
 import json
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -125,6 +126,23 @@ def test_the_sample_dataset_builds_cves_current_and_the_marts(etl, tmp_path):
         sev
         == con.sql("SELECT count(*) FROM nvd.cves_current WHERE vuln_status = 'Rejected'").fetchall()[0][0]
     )
+
+
+def test_pages_converted_by_an_older_etl_without_todays_tables_convert_again(etl, tmp_path):
+    """A data directory from before `affected`/`ssvc`/`vendor_comments` existed: the marts need them."""
+    (tmp_path / "etl.toml").write_text('[datasets.nvd]\nkind = "nvd"\nsample = true\nsample_pages = 1\n')
+    assert etl("run").code == 0
+    state = sqlite3.connect(tmp_path / "data/state.sqlite")
+    (outputs,) = state.execute("SELECT outputs FROM files WHERE dataset = 'nvd'").fetchone()
+    old = {t: p for t, p in json.loads(outputs).items() if t not in ("affected", "ssvc", "vendor_comments")}
+    with state:
+        state.execute("UPDATE files SET outputs = ? WHERE dataset = 'nvd'", (json.dumps(old),))
+    state.close()
+    r = etl("--json", "run")
+    assert r.code == 0, r.err
+    assert [s["status"] for s in json.loads(r.out)["steps"] if s["step"] == "convert"] == ["ok"]
+    again = json.loads(etl("--json", "run").out)  # and now it is done
+    assert [s["status"] for s in again["steps"] if s["step"] == "convert"] == ["skipped"]
 
 
 def test_fetch_then_run_against_the_emulator(etl, tmp_path):
