@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import dataclasses
 import itertools
@@ -220,28 +221,37 @@ def cmd_convert(args: argparse.Namespace, config: Config) -> int:
     options = options_from_args(source.Options, args, f"etl convert {args.kind}")
     ctx = Context(settings=config.settings, base_dir=Path.cwd(), progress=_progress(args))
     summary = Summary(command=f"convert {args.kind}", memory_limit_mb=config.settings.memory_limit / 2**20)
-    for path in args.inputs:
-        dataset = Dataset(name=path.name, kind=args.kind, options=options)
-        step = Step("convert", dataset=args.kind, file=str(path))
-        result = measured(
-            summary,
-            step,
-            config.settings.memory_limit,
-            lambda p=path, d=dataset: source.convert_file(p, args.out, d, ctx),
-        )
-        if result is not None:
-            step.rows, step.rejected, step.bytes = result.rows_out, result.rows_rejected, result.bytes_out
-            log_findings(str(path), result)
-            logger.info(
-                "%s: %d rows, %d rejected -> %s (%.1fs, peak RSS %.0f MB)",
-                path,
-                step.rows,
-                step.rejected,
-                ", ".join(str(p) for p in result.outputs.values()),
-                step.seconds,
-                step.peak_rss_mb,
+    ctx.name_inputs(args.inputs, source)
+    with _writing(config, args.out):
+        for path in args.inputs:
+            dataset = Dataset(name=path.name, kind=args.kind, options=options)
+            step = Step("convert", dataset=args.kind, file=str(path))
+            result = measured(
+                summary,
+                step,
+                config.settings.memory_limit,
+                lambda p=path, d=dataset: source.convert_file(p, args.out, d, ctx),
             )
+            if result is not None:
+                step.rows, step.rejected, step.bytes = result.rows_out, result.rows_rejected, result.bytes_out
+                log_findings(str(path), result)
+                logger.info(
+                    "%s: %d rows, %d rejected -> %s (%.1fs, peak RSS %.0f MB)",
+                    path,
+                    step.rows,
+                    step.rejected,
+                    ", ".join(str(p) for p in result.outputs.values()),
+                    step.seconds,
+                    step.peak_rss_mb,
+                )
     return _report(args, summary)
+
+
+def _writing(config: Config, out: Path | None):
+    """The data directory's writer lock while a command writes --out under it (a no-op elsewhere)."""
+    from etl.lock import lock_if_under
+
+    return lock_if_under(config.settings.data_dir, out) or contextlib.nullcontext()
 
 
 def cmd_fetch(args: argparse.Namespace, config: Config) -> int:
@@ -254,7 +264,8 @@ def cmd_fetch(args: argparse.Namespace, config: Config) -> int:
 
         for url in args.urls:
             step = Step("fetch", dataset="url", file=url)
-            path = measured(summary, step, config.settings.memory_limit, lambda u=url: download(u, args.out))
+            with _writing(config, args.out):
+                path = measured(summary, step, config.settings.memory_limit, lambda u=url: download(u, args.out))
             if path is not None:
                 step.bytes = path.stat().st_size
         return _report(args, summary)
@@ -315,12 +326,13 @@ def cmd_extract(args: argparse.Namespace, config: Config) -> int:
 
     summary = Summary(command="extract postgres", memory_limit_mb=config.settings.memory_limit / 2**20)
     step = Step("convert", dataset="postgres", file=args.table or "query")
-    result = measured(
-        summary,
-        step,
-        config.settings.memory_limit,
-        lambda: extract(config.settings, _dsn(args), args.out, table=args.table, query=args.query),
-    )
+    with _writing(config, args.out):
+        result = measured(
+            summary,
+            step,
+            config.settings.memory_limit,
+            lambda: extract(config.settings, _dsn(args), args.out, table=args.table, query=args.query),
+        )
     if result is not None:
         step.rows, step.bytes = result.rows_out, result.bytes_out
     return _report(args, summary)

@@ -6,7 +6,7 @@ import contextlib
 import os
 import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 TMP_SUFFIX = ".tmp"
@@ -74,3 +74,39 @@ def remove_partials(root: Path) -> list[Path]:
 class NoOutput(Exception):
     """Given to atomic_path's exit, discards the temporary file without an error (a writer that got nothing to
     write)."""
+
+
+def distinct_stems(paths: Iterable[Path], stem: Callable[[Path], str]) -> dict[Path, str]:
+    """A name for each input's outputs, no two alike (keyed by resolved path; '/' may separate folders).
+
+    An input's stem (`stem(path)`: `DO2022` for `DO2022.csv`) where no other input has it, so names stay what they
+    always were; inputs that share one are told apart by their whole names (`x.csv`, `x.csv.gz`), else by as
+    many of their folders as it takes (`y2022/obitos`, `y2023/obitos`). Two inputs writing one Parquet would
+    leave one's rows twice in the warehouse and the other's not at all.
+    """
+    groups: dict[str, list[Path]] = {}
+    for p in dict.fromkeys(Path(p).resolve() for p in paths):
+        groups.setdefault(stem(p), []).append(p)
+    names: dict[Path, str] = {}
+    for common, group in groups.items():
+        names.update({group[0]: common} if len(group) == 1 else _told_apart(group, stem))
+    seen: dict[str, Path] = {}
+    for p, name in names.items():
+        if name in seen:
+            raise ValueError(f"{seen[name]} and {p} would write the same output {name!r}: rename one")
+        seen[name] = p
+    return names
+
+
+def _told_apart(group: list[Path], stem: Callable[[Path], str]) -> dict[Path, str]:
+    """The shortest names that differ: the file names, then one folder more at a time (with stem, then name)."""
+    depth = max(len(p.parent.parts) for p in group)
+    for folders in range(depth):
+        for whole in (True,) if folders == 0 else (False, True):
+            names = {
+                p: "/".join([*p.parent.parts[len(p.parent.parts) - folders :], p.name if whole else stem(p)])
+                for p in group
+            }
+            if len(set(names.values())) == len(group):
+                return names
+    return {p: str(p).lstrip("/") for p in group}

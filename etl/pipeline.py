@@ -144,6 +144,7 @@ class Pipeline:
         self.config = config
         self.settings = config.settings
         self.force = force
+        self.shared: set[str] = set()  # outputs named by two raw files' records (see shared_outputs)
         self.lock = WriterLock(self.settings.data_dir) if writes else None
         try:
             self.state = StateStore(self.settings.state_db)
@@ -281,10 +282,39 @@ class Pipeline:
         source = get_source(ds.kind)
         out_dir = self.settings.parquet_dir / ds.name
         files = self.raw_files(ds, summary)
+        try:
+            self.ctx.name_inputs(files, source)
+        except EtlError as e:
+            summary.steps.append(Step("convert", dataset=ds.name, status="failed", error=str(e)))
+            logger.error("convert %s: %s", ds.name, e)
+            return
+        self.shared = self.shared_outputs(ds)
         with self.ctx.bar(len(files), "file", ds.name) as bar:
             for path in files:
                 self.convert_one(source, ds, Path(path), out_dir, summary)
                 bar.update(1)
+
+    def shared_outputs(self, ds: Dataset) -> set[str]:
+        """Parquet files that the records of two raw files both name: written by an etl that gave inputs with one
+        stem one output, they hold one file's rows only, so both files are converted again (to distinct names)."""
+        seen: dict[str, str] = {}
+        shared = set()
+        for rec in self.state.files(ds.name):
+            for p in rec.outputs.values():
+                if seen.setdefault(str(p), rec.path) != rec.path:
+                    shared.add(str(p))
+        return shared
+
+    def _drop_stale(self, ds: Dataset, key: str, before: FileRecord | None, outputs: dict[str, Path]) -> None:
+        """Delete the Parquet an earlier conversion of this raw file wrote under another name, once no other
+        record names it (a view or scan over the folder must not find its rows twice)."""
+        if before is None:
+            return
+        new = {str(p) for p in outputs.values()}
+        claimed = {str(p) for r in self.state.files(ds.name) if r.path != key for p in r.outputs.values()}
+        for old in before.outputs.values():
+            if str(old) not in new and str(old) not in claimed:
+                Path(old).unlink(missing_ok=True)
 
     def is_done(self, ds: Dataset, key: str, path: Path) -> bool:
         """Converted before, outputs present, and the raw file unchanged (or gone, as with keep_raw = false).
@@ -296,6 +326,8 @@ class Pipeline:
         if self.force or rec is None or rec.stage not in ("converted", "loaded"):
             return False
         if not all(Path(p).exists() for p in rec.outputs.values()):
+            return False
+        if any(str(p) in self.shared for p in rec.outputs.values()):
             return False
         if not path.exists():
             return True
@@ -366,6 +398,7 @@ class Pipeline:
             outputs=result.outputs,
             error=None,
         )
+        self._drop_stale(ds, key, before, result.outputs)
         logger.info(
             "%s: %d rows, %d rejected, %.1f MB, %.1fs, peak RSS %.0f MB",
             key,

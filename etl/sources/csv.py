@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from etl.arrays import text_scalar
 from etl.config import Dataset, Settings
 from etl.errors import ConfigError, SourceError
-from etl.files import atomic_path
+from etl.files import atomic_path, tmp_path
 from etl.memory import MB, batch_rows, duckdb_memory_limit
 from etl.sinks.duckdb import connect, quote_ident, quote_literal
 from etl.sinks.parquet import ParquetSink, row_group_bytes, with_lineage
@@ -198,7 +198,7 @@ def read_batches(
     source_path = path
     if encoding is None:
         settings.tmp_dir.mkdir(parents=True, exist_ok=True)
-        source_path = settings.tmp_dir / f"{path.name}.utf8.csv"
+        source_path = tmp_path(settings.tmp_dir / f"{path.name}.utf8.csv")  # two converts never share it
         _transcode(path, options.encoding, source_path)
         encoding = "utf-8"
     # Insertion order is kept so that batches (and so _source_row) follow the file.
@@ -230,12 +230,17 @@ def read_batches(
             source_path.unlink(missing_ok=True)
 
 
+def stem(path: Path) -> str:
+    """`DO2022` for `DO2022.csv`, `.txt`, `.tsv` and their `.gz`."""
+    return re.sub(r"\.(csv|txt|tsv)(\.gz)?$", "", Path(path).name, flags=re.IGNORECASE)
+
+
 def convert_file(path: Path, out_dir: Path, dataset: Dataset, ctx: Context) -> ConvertResult:
     """Convert one CSV (or .csv.gz) to `out_dir/<stem>.parquet`; rejected rows to `out_dir/_rejects/`."""
     path = Path(path)
-    stem = re.sub(r"\.(csv|txt|tsv)(\.gz)?$", "", path.name, flags=re.IGNORECASE)
-    out = Path(out_dir) / f"{stem}.parquet"
-    rejects_out = Path(out_dir) / "_rejects" / f"{stem}.parquet"
+    name, source_file = ctx.output_stem(path, stem(path)), ctx.source_name(path)
+    out = Path(out_dir) / f"{name}.parquet"
+    rejects_out = Path(out_dir) / "_rejects" / f"{name}.parquet"
     rejects: list[pa.Table] = []
     # DuckDB does not say how far into the file it is: bytes done are estimated from the average row length.
     size = path.stat().st_size if path.exists() else 0
@@ -247,12 +252,12 @@ def convert_file(path: Path, out_dir: Path, dataset: Dataset, ctx: Context) -> C
         ParquetSink(out, row_group_bytes=row_group_bytes(budget - duckdb_memory_limit(budget))) as sink,
     ):
         for batch in read_batches(path, dataset.options, ctx.settings, rejects.append):
-            sink.write(with_lineage(batch, path.name, sink.rows + 1))
+            sink.write(with_lineage(batch, source_file, sink.rows + 1))
             bar.update(min(batch.num_rows * per_row, size - bar.n) if per_row else batch.num_rows)
     rejected = rejects[0].num_rows if rejects else 0
     if sink.rows == 0 and rejected == 0:
         raise SourceError("no data rows (header only?)", file=str(path))
-    _write_rejects(rejects[0] if rejects else None, rejects_out, path.name)
+    _write_rejects(rejects[0] if rejects else None, rejects_out, source_file)
     return ConvertResult.written(sink, rejected)
 
 

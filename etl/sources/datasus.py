@@ -93,7 +93,8 @@ def _is_zip(path: Path) -> bool:
 
 
 def extract_zip(archive: Path, dest: Path) -> list[Path]:
-    """Extract the .dbc members of a ZIP to disk (streamed, never in memory); refuse names escaping dest."""
+    """Extract the .dbc members of a ZIP to disk (streamed, never in memory), keeping the archive's folders (two
+    members `a/X.dbc` and `b/X.dbc` are two files); refuse names escaping dest."""
     out = []
     with zipfile.ZipFile(archive) as zf:
         for member in zf.infolist():
@@ -104,7 +105,7 @@ def extract_zip(archive: Path, dest: Path) -> list[Path]:
                 )
             if member.is_dir() or name.suffix.lower() != ".dbc":
                 continue
-            target = Path(dest) / name.name
+            target = Path(dest).joinpath(*name.parts)
             with zf.open(member) as src, atomic_path(target) as tmp, open(tmp, "wb") as dst:
                 shutil.copyfileobj(src, dst, 1 << 20)
             out.append(target)

@@ -485,7 +485,8 @@ def convert_file(path: Path, out_dir: Path, dataset: Dataset, ctx: Context) -> C
         ctx,
         encoding=opts.encoding,
         column_encodings=opts.column_encodings,
-        source_name=Path(path).name,
+        source_name=ctx.source_name(path),
+        stem=ctx.output_stem(path, Path(path).stem),
     )
 
 
@@ -497,16 +498,17 @@ def convert_dbf(
     encoding: str,
     column_encodings: dict[str, str],
     source_name: str,
+    stem: str,
     stream: BinaryIO | None = None,
     check: Callable[[], None] | None = None,
 ) -> ConvertResult:
-    """DBF -> Parquet under the budget; the output and rejects are named after `source_name`'s stem.
+    """DBF -> Parquet under the budget: `out_dir/<stem>.parquet`, rejects `out_dir/_rejects/<stem>.parquet`;
+    `source_name` is the lineage's `_source_file`.
 
     With `stream`, the DBF is read from that binary stream (at its start) rather than from `path`, and
     `check`, called after the last record, can still refuse the output: a .dbc is converted while it is
     decompressed, and its Parquet is committed only once the decompressed size and CRC-32 are verified.
     """
-    stem = Path(source_name).stem
     out = out_dir / f"{stem}.parquet"
     stats = DbfStats()
     with contextlib.ExitStack() as files:

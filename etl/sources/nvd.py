@@ -540,6 +540,11 @@ def _json_size(path: Path) -> int:
         return int.from_bytes(f.read(4), "little")
 
 
+def stem(path: Path) -> str:
+    """A window folder's name, a page's or feed's without `.json(.gz)`."""
+    return Path(path).name.removesuffix(".gz").removesuffix(".json")
+
+
 def convert_file(path: Path, out_dir: Path, dataset: Dataset, ctx: Context) -> ConvertResult:
     """Convert a window folder, a page or a feed into one Parquet file per table: `out_dir/<table>/<name>.parquet`."""
     path = Path(path)
@@ -548,15 +553,15 @@ def convert_file(path: Path, out_dir: Path, dataset: Dataset, ctx: Context) -> C
     # A chunk's JSON is held a few times over (the next chunk read ahead, its text, parsed columns, tables) while
     # the sinks hold row groups of their own.
     chunk_bytes = working_bytes(budget) // 4
-    stem = path.name.removesuffix(".gz").removesuffix(".json")
-    prefix = f"{path.name}/" if path.is_dir() else ""
+    name = ctx.output_stem(path, stem(path))
+    prefix = f"{ctx.source_name(path)}/" if path.is_dir() else ""
     try:
         pages = [as_page(p, scratch) for p in pages_of(path)]
         with contextlib.ExitStack() as stack:
             sinks = {
                 t: stack.enter_context(
                     ParquetSink(
-                        Path(out_dir) / t / f"{stem}.parquet", row_group_bytes=row_group_bytes(budget)
+                        Path(out_dir) / t / f"{name}.parquet", row_group_bytes=row_group_bytes(budget)
                     )
                 )
                 for t in TABLES
