@@ -512,8 +512,10 @@ def convert_dbf(
     out = out_dir / f"{stem}.parquet"
     stats = DbfStats()
     with contextlib.ExitStack() as files:
+        warnings = []
         if stream is None:
             stream, header = files.enter_context(open_dbf(path))
+            warnings = _surplus(path, header)
         else:
             header = parse_header(stream, source_name)
         with (
@@ -566,7 +568,20 @@ def convert_dbf(
         outputs={SINGLE_TABLE: out} if sink.rows else {},
         bytes_out=sink.bytes,
         nulled=stats.nulled,
+        warnings=warnings,
     )
+
+
+def _surplus(path: Path, header: DbfHeader) -> list[str]:
+    """A warning when whole records follow the ones the header declares: they are not read (the header's count
+    decides, as for dbfread and DBF's other readers), but never passed over in silence."""
+    extra = (Path(path).stat().st_size - header.header_length) // header.record_length - header.records
+    if extra <= 0:
+        return []
+    return [
+        f"the header declares {header.records:,} records, but {extra:,} more whole records follow them and were "
+        "not read (a writer that did not update the count?); ask the file's producer for a corrected file"
+    ]
 
 
 def _format(f: DbfField, value: object, encoding: str) -> bytes:

@@ -290,7 +290,7 @@ def read_cves(path: Path, chunk_bytes: int) -> Iterator[pa.StringArray]:
             try:
                 block = f.read(chunk_bytes)
             except (OSError, EOFError) as e:
-                raise ConversionError(f"{path.name}: cannot decompress: {e}", file=str(path)) from None
+                raise ConversionError(unreadable(path, e), file=str(path)) from None
             more = len(block) == chunk_bytes  # a short read is the end of the file
             buf = head + block
             del block
@@ -494,18 +494,44 @@ def _tables(raw: pa.StringArray, source_file_name: str, first_row: int) -> dict[
 
 def as_page(path: Path, tmp_dir: Path) -> Path:
     """A single record (`{"cve": …}` or a bare cve object, as feeds-by-CVE publish them) as a one-record page."""
+    try:
+        return _as_page(path, tmp_dir)
+    except (OSError, EOFError) as e:
+        raise ConversionError(unreadable(path, e), file=str(path)) from None
+
+
+def unreadable(path: Path, e: BaseException) -> str:
+    """What is wrong with a page that cannot be read at all, in words (not `EOFError`, `[Errno 22]`)."""
+    if path.is_file() and path.stat().st_size == 0:
+        return f"{path.name}: the file is empty (0 bytes)"
+    if isinstance(e, EOFError) or "end-of-stream" in str(e):
+        return f"{path.name}: the gzip data ends early: the file is truncated"
+    if isinstance(e, gzip.BadGzipFile):
+        return f"{path.name}: not gzip data, though its name ends in .gz"
+    return f"{path.name}: cannot read it: {e}"
+
+
+def _as_page(path: Path, tmp_dir: Path) -> Path:
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rb") as f:
         head = f.read(4096)
     if is_feed(path) or b'"vulnerabilities"' in head or _json_size(path) > 16 << 20:
         return path  # a page: NVD writes `vulnerabilities` after a few short keys
     with opener(path, "rt", encoding="utf-8") as f:
-        try:
-            doc = json.load(f)
-        except ValueError as e:
-            raise ConversionError(f"not JSON: {e}", file=str(path)) from None
+        text = f.read()
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as e:
+        at = len(text[: e.pos].encode())
+        raise ConversionError(f"{path.name}: not a valid NVD page: {e.msg} (byte {at})", file=str(path)) from None
     if not isinstance(doc, dict) or "vulnerabilities" in doc:
         return path
+    if "cve" not in doc and "id" not in doc:  # a page's envelope without its records is not a record
+        keys = ", ".join(sorted(doc)[:6]) or "none"
+        raise ConversionError(
+            f"{path.name}: not an NVD page: no `vulnerabilities` key, and not a CVE record (keys: {keys})",
+            file=str(path),
+        )
     tmp_dir.mkdir(parents=True, exist_ok=True)
     return write_page(
         tmp_dir / f"{path.name.removesuffix('.gz')}.gz", [doc if "cve" in doc else {"cve": doc}], 0, 1
