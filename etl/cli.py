@@ -265,7 +265,9 @@ def cmd_fetch(args: argparse.Namespace, config: Config) -> int:
         for url in args.urls:
             step = Step("fetch", dataset="url", file=url)
             with _writing(config, args.out):
-                path = measured(summary, step, config.settings.memory_limit, lambda u=url: download(u, args.out))
+                path = measured(
+                    summary, step, config.settings.memory_limit, lambda u=url: download(u, args.out)
+                )
             if path is not None:
                 step.bytes = path.stat().st_size
         return _report(args, summary)

@@ -6,6 +6,7 @@ import contextlib
 import os
 import re
 import secrets
+import shutil
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
@@ -61,13 +62,18 @@ def atomic_path(final: Path) -> Iterator[Path]:
 
 
 def remove_partials(root: Path) -> list[Path]:
-    """Delete temporary files that interrupted runs left under root (never a live process's); return them."""
+    """Delete temporary files (and scratch folders) that interrupted runs left under root, never a live process's;
+    return them."""
     removed = []
     if Path(root).exists():
-        for p in Path(root).rglob(f"*{TMP_SUFFIX}"):
-            if p.is_file() and not owner_alive(p):
+        for p in list(Path(root).rglob(f"*{TMP_SUFFIX}")):
+            if owner_alive(p) or not p.exists():
+                continue
+            if p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
                 p.unlink(missing_ok=True)
-                removed.append(p)
+            removed.append(p)
     return removed
 
 

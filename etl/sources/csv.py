@@ -71,10 +71,14 @@ class Options:
 def acquire(dataset: Dataset, raw_dir: Path, ctx: Context) -> list[Path]:
     """Local files matching `paths`, plus `urls` downloaded into raw_dir; the sample is generated if asked."""
     opts: Options = dataset.options
-    if opts.sample and not (raw_dir / f"{dataset.name}.csv").exists():
+    if opts.sample:
+        from etl import samples
         from etl.samples.csv import write_sample
 
-        write_sample(raw_dir / f"{dataset.name}.csv", rows=opts.sample_rows)
+        name, rows = f"{dataset.name}.csv", opts.sample_rows
+        samples.ensure(
+            raw_dir, {"csv": rows}, lambda d: write_sample(d / name, rows=rows), ctx.settings.tmp_dir
+        )
     default = [] if opts.urls else [str(raw_dir / "*.csv"), str(raw_dir / "*.csv.gz")]
     files = local_files(opts.paths or default, ctx)
     if opts.urls:

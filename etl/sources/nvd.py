@@ -498,6 +498,10 @@ def as_page(path: Path, tmp_dir: Path) -> Path:
         return _as_page(path, tmp_dir)
     except (OSError, EOFError) as e:
         raise ConversionError(unreadable(path, e), file=str(path)) from None
+    except UnicodeDecodeError as e:
+        raise ConversionError(
+            f"{path.name}: not UTF-8 text ({e.reason} at byte {e.start})", file=str(path)
+        ) from None
 
 
 def unreadable(path: Path, e: BaseException) -> str:
@@ -523,7 +527,9 @@ def _as_page(path: Path, tmp_dir: Path) -> Path:
         doc = json.loads(text)
     except json.JSONDecodeError as e:
         at = len(text[: e.pos].encode())
-        raise ConversionError(f"{path.name}: not a valid NVD page: {e.msg} (byte {at})", file=str(path)) from None
+        raise ConversionError(
+            f"{path.name}: not a valid NVD page: {e.msg} (byte {at})", file=str(path)
+        ) from None
     if not isinstance(doc, dict) or "vulnerabilities" in doc:
         return path
     if "cve" not in doc and "id" not in doc:  # a page's envelope without its records is not a record
@@ -637,9 +643,13 @@ def acquire(dataset: Dataset, raw_dir: Path, ctx: Context) -> list[Path]:
     if opts.paths:
         return local_files(opts.paths, ctx)
     if opts.sample:
+        from etl import samples
         from etl.samples.nvd import write_sample
 
-        write_sample(raw_dir / "sample", pages=opts.sample_pages)
+        pages = opts.sample_pages
+        samples.ensure(
+            raw_dir / "sample", {"nvd": pages}, lambda d: write_sample(d, pages=pages), ctx.settings.tmp_dir
+        )
         return [raw_dir / "sample"]
     from etl.errors import FetchFailures
     from etl.sources.nvd_api import sync
