@@ -298,7 +298,11 @@ def read_batches(
     if encoding is None:
         settings.tmp_dir.mkdir(parents=True, exist_ok=True)
         source_path = tmp_path(settings.tmp_dir / f"{path.name}.utf8.csv")  # two converts never share it
-        _transcode(path, options.encoding, source_path)
+        try:
+            _transcode(path, options.encoding, source_path)
+        except BaseException:
+            source_path.unlink(missing_ok=True)
+            raise
         encoding = "utf-8"
     # Insertion order is kept so that batches (and so _source_row) follow the file.
     con = connect(settings, preserve_order=True)
