@@ -7,6 +7,7 @@ import os
 import re
 import secrets
 import shutil
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
@@ -32,6 +33,15 @@ def owner_alive(path: Path) -> bool:
     except PermissionError:  # another user's process: alive
         return True
     return True
+
+
+def crc32(path: Path) -> int:
+    """CRC-32 of a whole file, read in 1 MiB blocks."""
+    crc = 0
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            crc = zlib.crc32(block, crc)
+    return crc
 
 
 def fsync_dir(path: Path) -> None:

@@ -143,6 +143,12 @@ class FtpClient:
                 file=f"ftp://{self.host}{path}",
                 hint="The listing names a file the server cannot serve; try again later",
             ) from None
+        if remote.size is None:
+            logger.warning(
+                "%s: the listing gave no size, so its size (%d bytes) could not be verified",
+                final,
+                part.stat().st_size,
+            )
         os.replace(part, final)
         if remote.modified:
             ts = remote.modified.timestamp()

@@ -12,23 +12,14 @@ import logging
 import os
 import secrets
 import shutil
-import zlib
 from collections.abc import Callable
 from pathlib import Path
 
-from etl.files import TMP_SUFFIX, atomic_path
+from etl.files import TMP_SUFFIX, atomic_path, crc32
 
 logger = logging.getLogger(__name__)
 
 MANIFEST = "_sample.json"
-
-
-def crc32(path: Path) -> int:
-    crc = 0
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            crc = zlib.crc32(block, crc)
-    return crc
 
 
 def _intact(folder: Path, params: dict) -> bool:

@@ -172,7 +172,9 @@ def _explained(e: Exception, path: Path, opts: Options, budget: int) -> tuple[st
     return first, None, "Check --delimiter and --quote (and --encoding)"
 
 
-def _first_line(path: Path, match: Callable[[int, bytes], bool], limit: int, lines: int = 100_000) -> int | None:
+def _first_line(
+    path: Path, match: Callable[[int, bytes], bool], limit: int, lines: int = 100_000
+) -> int | None:
     """The 1-based number of the first of the file's first `lines` physical lines that `match`es (read at most
     `limit` + 1 bytes at a time, so a runaway line costs no more memory than that)."""
     opener = gzip.open if path.suffix == ".gz" else open
@@ -311,9 +313,7 @@ def read_batches(
         types = infer_types(con, source, options)
         typed = ", ".join(f"{quote_literal(c)}: {quote_literal(t)}" for c, t in types.items())
         rows = batch_rows(settings.memory_limit, _row_bytes(path) * 4, cap=500_000)
-        reader = con.sql(
-            f"SELECT * FROM read_csv({source}, types = {{{typed}}}, store_rejects = true)"
-        )
+        reader = con.sql(f"SELECT * FROM read_csv({source}, types = {{{typed}}}, store_rejects = true)")
         _check_columns(path, types, options)
         yield from reader.to_arrow_reader(rows)
         rejects = con.sql(REJECTS_QUERY).to_arrow_table()
