@@ -7,6 +7,8 @@ import datetime as dt
 import random
 from pathlib import Path
 
+from etl.sources.nvd_pages import COMPLETE, write_page
+
 VENDORS = [
     ("microsoft", "windows_10"),
     ("apache", "http_server"),
@@ -224,8 +226,6 @@ def make_cve(i: int, *, modified: dt.datetime | None = None, seed: int = 0) -> d
 
 def write_sample(folder: Path, pages: int = 6, per_page: int = 500) -> Path:
     """A complete sync window of pages; the last page repeats a few CVEs modified again (as later syncs do)."""
-    from etl.sources.nvd import COMPLETE, write_page
-
     folder = Path(folder)
     if (folder / COMPLETE).exists():
         return folder

@@ -34,16 +34,28 @@ import pyarrow.json as pj
 from etl.arrays import int64_array, text_array, text_scalar
 from etl.config import Dataset
 from etl.errors import ConversionError, SourceError
-from etl.files import atomic_path
 from etl.memory import working_bytes
 from etl.sinks.parquet import ParquetSink, lineage_columns, row_group_bytes
 from etl.sources import Context, ConvertResult, local_files
+from etl.sources.nvd_pages import write_page
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
+# What `etl fetch nvd` takes (converting pages takes no option).
+FETCH_OPTIONS = (
+    "base_url",
+    "since",
+    "full",
+    "results_per_page",
+    "max_requests",
+    "window_seconds",
+    "sample",
+    "sample_pages",
+)
+CONVERT_OPTIONS = ()
+
 TABLES = ("cves", "metrics", "weaknesses", "cpe_matches", "references", "descriptions")
-COMPLETE = "_complete"  # marker the fetch writes once every page of a window is on disk
 
 # cvssData keys per CVSS version, as FIRST names them; v4.0 records from NVD's first months use other names.
 CVSS_FIELDS = [
@@ -676,19 +688,3 @@ def acquire(dataset: Dataset, raw_dir: Path, ctx: Context) -> list[Path]:
 
 def _windows(pages: list[Path]) -> list[Path]:
     return list(dict.fromkeys(Path(p).parent for p in pages))
-
-
-def write_page(path: Path, vulnerabilities: list[dict], start_index: int, total: int) -> Path:
-    """A page as NVD's API returns it (used by the sample generator and tests)."""
-    page = {
-        "resultsPerPage": len(vulnerabilities),
-        "startIndex": start_index,
-        "totalResults": total,
-        "format": "NVD_CVE",
-        "version": "2.0",
-        "timestamp": "2026-11-01T00:00:00.000",
-        "vulnerabilities": vulnerabilities,
-    }
-    with atomic_path(path) as tmp, gzip.open(tmp, "wt", encoding="utf-8") as f:
-        json.dump(page, f)
-    return path
