@@ -133,8 +133,10 @@ def config(name: str, extra: str = "") -> bytes:
     return f'[datasets."{name}"]\nkind = "csv"\npaths = ["x.csv"]\n{extra}'.encode()
 
 
-LONG = "x" * 10_000_000
-LONG_LINES = "a,b,c\n" + csv_rows(10) + f"11,{LONG},22\n" + csv_rows(18, 12)
+def long_lines(field_bytes: int) -> bytes:
+    return ("a,b,c\n" + csv_rows(10) + f"11,{'x' * field_bytes},22\n" + csv_rows(18, 12)).encode()
+
+
 UNCLOSED_LATE = "a,b,c\n" + csv_rows(2500) + '2501,"unclosed,5002\n' + csv_rows(499, 2502)
 UNCLOSED_TOP = "a,b,c\n" + csv_rows(5) + '6,"unclosed,12\n' + csv_rows(2993, 7)
 BIG_GZ = gzip.compress(("a,b,c\n" + csv_rows(200_000)).encode(), compresslevel=1)
@@ -154,14 +156,32 @@ CASES = [
         "",
         rows=100,
     ),
-    Case("csv-10mb-field", "csv", "long.csv", LONG_LINES.encode(), 0, "", rows=29),
+    Case("csv-6mb-field", "csv", "long.csv", long_lines(6_000_000), 0, "", rows=29),
     Case(
-        "csv-10mb-field-small-budget",
+        "csv-10mb-field",
         "csv",
         "long.csv",
-        LONG_LINES.encode(),
+        long_lines(10_000_000),
         1,
-        "long.csv, line 12: a line is longer than 4 MB, the most read at a 320 MB budget. Raise --memory-limit",
+        "long.csv, line 12: a line is longer than 8 MB, the most read at a 1024 MB budget. Raise --memory-limit",
+    ),
+    Case(
+        "csv-10mb-field-larger-budget",
+        "csv",
+        "long.csv",
+        long_lines(10_000_000),
+        0,
+        "",
+        rows=29,
+        globals=["--memory-limit", "2GB"],
+    ),
+    Case(
+        "csv-3mb-field-small-budget",
+        "csv",
+        "long.csv",
+        long_lines(3_000_000),
+        1,
+        "long.csv, line 12: a line is longer than 2 MB, the most read at a 320 MB budget",
         globals=["--memory-limit", "320MB"],
     ),
     Case(
