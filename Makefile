@@ -13,10 +13,13 @@ JUPYTER_IP ?= 127.0.0.1
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
+# uv installs the packages (seconds where pip takes minutes); pip only installs uv itself into the venv.
+UV := $(BIN)/uv pip install --quiet --python $(BIN)/python
+
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet uv
+	$(UV) -e '.[dev]'
 	touch $(STAMP)
 
 setup: $(STAMP) ## Create .venv and install etl with its dev extras
@@ -31,7 +34,7 @@ test-fast: $(STAMP) ## Run the tests, skipping those marked slow
 	$(BIN)/pytest -n auto --dist loadfile -m "not slow"
 
 bench: $(STAMP) ## Run the benchmarks; tables go to benchmarks/results/
-	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	$(UV) -e '.[dev,bench]'
 	$(BIN)/python -m benchmarks
 
 lint: $(STAMP) ## Check code style with ruff
@@ -43,7 +46,7 @@ format: $(STAMP) ## Reformat the code with ruff
 	$(BIN)/ruff format etl tests benchmarks
 
 $(EXPLORE_STAMP): $(STAMP)
-	$(BIN)/pip install --quiet -e '.[dev,explore]'
+	$(UV) -e '.[dev,explore]'
 	touch $(EXPLORE_STAMP)
 
 notebooks: $(EXPLORE_STAMP) ## Start Jupyter Lab on notebooks/ (installs it into .venv the first time)

@@ -13,6 +13,7 @@ from types import ModuleType
 from etl.errors import ConfigError
 
 KINDS = {
+    "cnv": "etl.sources.cnv",
     "csv": "etl.sources.csv",
     "dbf": "etl.sources.dbf",
     "dbc": "etl.sources.dbc",

@@ -148,7 +148,7 @@ KILLED = {  # config, rows, and a checksum of the warehouse's view
     ),
     "dbc": (
         DATASUS_CONFIG,
-        60_000,  # per file, six files: .dbc conversions overlap decompression, and are killed during both
+        360_000,  # in 24 files: .dbc conversions overlap decompression, and are killed during both
         "SELECT count(*), sum(hash(N_AIH, VAL_TOT, DT_INTER, _source_file, _source_row)) FROM admissions",
     ),
 }

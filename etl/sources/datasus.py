@@ -47,8 +47,13 @@ class Options:
     keep_raw: bool = field(default=True, metadata={"help": "keep each .dbc once its Parquet is written"})
     encoding: str = field(default="latin-1", metadata={"help": "text encoding of the files"})
     column_encodings: dict[str, str] = field(default_factory=dict, metadata={"help": "per-column encodings"})
-    sample: bool = field(default=False, metadata={"help": "generate sample SIH RD files instead of fetching"})
-    sample_rows: int = field(default=30_000, metadata={"help": "records per generated sample file"})
+    sample: bool = field(
+        default=False, metadata={"help": "generate sample files of the system's group instead of fetching"}
+    )
+    sample_rows: int | None = field(
+        default=None,
+        metadata={"help": "records in all the generated sample files (default: the sample's own)"},
+    )
     paths: list[str] = field(
         default_factory=list, metadata={"help": "local .dbc/.zip files instead of fetching"}
     )
@@ -114,10 +119,11 @@ def acquire(dataset: Dataset, raw_dir: Path, ctx: Context) -> list[Path]:
         from etl import samples
         from etl.samples.datasus import write_sample
 
-        tmp, rows = ctx.settings.tmp_dir, opts.sample_rows
+        tmp, rows, system, group = ctx.settings.tmp_dir, opts.sample_rows, opts.system, opts.group
         tmp.mkdir(parents=True, exist_ok=True)
-        samples.ensure(raw_dir, {"datasus": rows}, lambda d: write_sample(d, tmp, rows=rows), tmp)
-        return write_sample(raw_dir, tmp, rows=rows)  # every file is there: only their paths
+        params = {"datasus": [system, group, rows]}
+        samples.ensure(raw_dir, params, lambda d: write_sample(d, tmp, system, group, rows=rows), tmp)
+        return write_sample(raw_dir, tmp, system, group, rows=rows)  # every file is there: only their paths
     if opts.paths:
         return [
             p for f in local_files(opts.paths, ctx) for p in (extract_zip(f, raw_dir) if _is_zip(f) else [f])
