@@ -77,7 +77,8 @@ def remove_partials(root: Path) -> list[Path]:
     removed = []
     if Path(root).exists():
         for p in list(Path(root).rglob(f"*{TMP_SUFFIX}")):
-            if owner_alive(p) or not p.exists():
+            # a live query's spill directory (data/tmp/query.<pid>-….tmp/) holds DuckDB's own *.tmp files
+            if not p.exists() or owner_alive(p) or any(owner_alive(d) for d in p.parents):
                 continue
             if p.is_dir():
                 shutil.rmtree(p, ignore_errors=True)

@@ -20,6 +20,10 @@ KINDS = {
     "datasus": "etl.sources.datasus",
     "nvd": "etl.sources.nvd",
     "stat": "etl.sources.stat",
+    "kev": "etl.sources.kev",
+    "epss": "etl.sources.epss",
+    "cwe": "etl.sources.cwe",
+    "nvd_history": "etl.sources.nvd_history",
 }
 
 
