@@ -117,5 +117,7 @@ def test_names_that_cannot_be_told_apart_fail_the_dataset_loudly(etl, tmp_path):
     (tmp_path / "etl.toml").write_text('[datasets.d]\nkind = "csv"\npaths = ["x.*"]\n')
     r = etl("run")
     assert r.code == 1
-    assert f"{tmp_path}/x.csv and {tmp_path}/x.csv.csv would write the same output 'x.csv': rename one" in r.err
+    assert (
+        f"{tmp_path}/x.csv and {tmp_path}/x.csv.csv would write the same output 'x.csv': rename one" in r.err
+    )
     assert not (tmp_path / "data/parquet/d").exists()
