@@ -401,7 +401,7 @@ CASES = [
         "p.json",
         b'{"format": "NVD_CVE", "totalResults": 1 "x": 2}',
         1,
-        "p.json: not a valid NVD page: Expecting ',' delimiter (byte 40)",
+        "p.json: not a valid NVD page: JSON is malformed: expected ',' or '}' (byte 40)",
     ),
     Case(
         "nvd-not-json",
@@ -409,7 +409,7 @@ CASES = [
         "p.json",
         b"<html>503 Service Unavailable</html>",
         1,
-        "p.json: not a valid NVD page: Expecting value (byte 0)",
+        "p.json: not a valid NVD page: JSON is malformed: invalid character (byte 0)",
     ),
     Case(
         "nvd-latin1-page",

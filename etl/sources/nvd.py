@@ -597,6 +597,12 @@ def single_record(path: Path) -> bytes | None:
     except (OSError, EOFError) as e:
         raise ConversionError(unreadable(path, e), file=str(path)) from None
     try:
+        text.decode("utf-8")  # Arrow would refuse it later with no file or position
+    except UnicodeDecodeError as e:
+        raise ConversionError(
+            f"{path.name}: not UTF-8 text ({e.reason} at byte {e.start})", file=str(path)
+        ) from None
+    try:
         keys = _KEYS.decode(text)
         if not isinstance(keys, dict) or "vulnerabilities" in keys:
             return None
