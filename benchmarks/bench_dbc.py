@@ -83,7 +83,7 @@ seconds = []
 for _ in range({STEP_RUNS}):
     start = time.perf_counter()
     convert_dbf(Path(sys.argv[1]), Path(sys.argv[3]), Context(settings), encoding="latin-1",
-                column_encodings={{}}, source_name=Path(sys.argv[1]).name)
+                column_encodings={{}}, source_name=Path(sys.argv[1]).name, stem=Path(sys.argv[1]).stem)
     seconds.append(time.perf_counter() - start)
 Path(sys.argv[4]).write_text(" ".join(map(str, seconds)))
 """

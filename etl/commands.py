@@ -43,6 +43,14 @@ def recorded_run(config: Config, command: str) -> Iterator[tuple[Summary, StateS
         state.close()
 
 
+def writing(config: Config, out: Path | None) -> contextlib.AbstractContextManager:
+    """The data directory's writer lock while a command writes `out` under it; nothing elsewhere. (Recording the
+    run needs no lock: the state store is transactional, and each report is written whole.)"""
+    from etl.lock import lock_if_under
+
+    return lock_if_under(config.settings.data_dir, out) or contextlib.nullcontext()
+
+
 def convert_files(
     config: Config, kind: str, inputs: list[Path], out_dir: Path, given: dict[str, Any], *, progress=None
 ) -> Summary:
@@ -61,14 +69,14 @@ def convert_files(
         dataset = Dataset(name=path.name, kind=kind, options=build_options(source.Options, raw, where))
         return source.convert_file(path, out_dir, dataset, ctx)
 
-    with recorded_run(config, f"convert {kind}") as (summary, _):
+    with writing(config, out_dir), recorded_run(config, f"convert {kind}") as (summary, _):
         ctx = Context(settings=config.settings, base_dir=Path.cwd(), progress=progress)
-        expanded = (
-            source.convert_inputs(inputs)
-            if hasattr(source, "convert_inputs")
-            else [(p, None) for p in inputs]
-        )
-        for path, skipped in expanded:
+        # A source may expand an input (`etl convert nvd DIR`: the complete sync windows a fetch wrote there),
+        # naming the parts it skips and why.
+        expanded = source.convert_inputs(inputs) if hasattr(source, "convert_inputs") else []
+        work = expanded or [(p, None) for p in inputs]
+        ctx.name_inputs([p for p, _ in work], source)  # two inputs with one stem must not write one Parquet
+        for path, skipped in work:
             step = Step("convert", dataset=kind, file=str(path))
             if skipped:  # e.g. an incomplete NVD fetch window
                 step.status, step.error = "skipped", skipped
@@ -89,7 +97,7 @@ def fetch_urls(config: Config, urls: list[str], out: Path) -> Summary:
     """`etl fetch url URL… --out DIR`: resumable downloads."""
     from etl.download import download
 
-    with recorded_run(config, "fetch url") as (summary, _):
+    with writing(config, out), recorded_run(config, "fetch url") as (summary, _):
         for url in urls:
             step = Step("fetch", dataset="url", file=url)
             path = measured(summary, step, config.settings.memory_limit, lambda u=url: download(u, out))
@@ -160,7 +168,7 @@ def extract_postgres(
     """`etl extract postgres`: a table or query streamed to Parquet under out."""
     from etl.sources.postgres import extract
 
-    with recorded_run(config, "extract postgres") as (summary, _):
+    with writing(config, out), recorded_run(config, "extract postgres") as (summary, _):
         step = Step("convert", dataset="postgres", file=table or "query")
         result = measured(
             summary,

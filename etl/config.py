@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 import types
 import typing
@@ -16,6 +17,9 @@ from etl.kinds import get_source
 from etl.memory import check_budget, parse_size
 
 DEFAULT_MEMORY_LIMIT = "1GB"
+# Dataset, schema and table names become folders under data/ and identifiers in DuckDB and PostgreSQL.
+NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+NAME_RULE = "letters, digits and underscores, not starting with a digit, at most 63 characters"
 # Settings that an ETL_<NAME> variable overrides (ETL_MEMORY_LIMIT, ETL_DATA_DIR, ETL_THREADS, ETL_SQL_DIR).
 ENV_SETTINGS = ("memory_limit", "data_dir", "threads", "sql_dir")
 
@@ -163,6 +167,24 @@ def settings_from(
     return settings
 
 
+def check_name(name: str, where: str) -> str:
+    """A dataset, schema or table name that is safe as a folder and as an identifier, or a ConfigError."""
+    if not isinstance(name, str) or not NAME.fullmatch(name):
+        raise ConfigError(f"{where}: invalid name {name!r}", hint=f"Use {NAME_RULE} (e.g. sim_2022)")
+    return name
+
+
+def _check_publish_names(sections: dict[str, Any]) -> None:
+    postgres = sections.get("publish", {}).get("postgres", {})
+    if not isinstance(postgres, dict):
+        return
+    if "schema" in postgres:
+        check_name(postgres["schema"], "[publish.postgres].schema")
+    for i, table in enumerate(postgres.get("tables") or []):
+        for part in str(table).split("."):
+            check_name(part, f"[publish.postgres].tables[{i}]")
+
+
 def load_config(
     path: Path | None = None,
     *,
@@ -190,6 +212,7 @@ def load_config(
     tables = doc.pop("datasets", {})
     for name, table in tables.items() if with_datasets else ():
         where = f"[datasets.{name}]"
+        check_name(name, where)
         if not isinstance(table, dict) or "kind" not in table:
             raise ConfigError(f"{where}: missing key 'kind'")
         table = dict(table)
@@ -200,4 +223,5 @@ def load_config(
         source = get_source(kind, where)
         options = build_options(source.Options, table, where)
         datasets[name] = Dataset(name=name, kind=kind, options=options, labels=labels)
+    _check_publish_names(doc)
     return Config(settings=settings, datasets=datasets, sections=doc, path=path)

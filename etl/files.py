@@ -6,7 +6,9 @@ import contextlib
 import os
 import re
 import secrets
-from collections.abc import Iterator
+import shutil
+import zlib
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 TMP_SUFFIX = ".tmp"
@@ -31,6 +33,15 @@ def owner_alive(path: Path) -> bool:
     except PermissionError:  # another user's process: alive
         return True
     return True
+
+
+def crc32(path: Path) -> int:
+    """CRC-32 of a whole file, read in 1 MiB blocks."""
+    crc = 0
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            crc = zlib.crc32(block, crc)
+    return crc
 
 
 def fsync_dir(path: Path) -> None:
@@ -61,17 +72,58 @@ def atomic_path(final: Path) -> Iterator[Path]:
 
 
 def remove_partials(root: Path) -> list[Path]:
-    """Delete temporary files that interrupted runs left under root (never a live process's); return them."""
+    """Delete temporary files (and scratch folders) that interrupted runs left under root, never a live process's;
+    return them."""
     removed = []
     if Path(root).exists():
-        for p in Path(root).rglob(f"*{TMP_SUFFIX}"):
+        for p in list(Path(root).rglob(f"*{TMP_SUFFIX}")):
             # a live query's spill directory (data/tmp/query.<pid>-….tmp/) holds DuckDB's own *.tmp files
-            if p.is_file() and not owner_alive(p) and not any(owner_alive(d) for d in p.parents):
+            if not p.exists() or owner_alive(p) or any(owner_alive(d) for d in p.parents):
+                continue
+            if p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
                 p.unlink(missing_ok=True)
-                removed.append(p)
+            removed.append(p)
     return removed
 
 
 class NoOutput(Exception):
     """Given to atomic_path's exit, discards the temporary file without an error (a writer that got nothing to
     write)."""
+
+
+def distinct_stems(paths: Iterable[Path], stem: Callable[[Path], str]) -> dict[Path, str]:
+    """A name for each input's outputs, no two alike (keyed by resolved path; '/' may separate folders).
+
+    An input's stem (`stem(path)`: `DO2022` for `DO2022.csv`) where no other input has it, so names stay what they
+    always were; inputs that share one are told apart by their whole names (`x.csv`, `x.csv.gz`), else by as
+    many of their folders as it takes (`y2022/obitos`, `y2023/obitos`). Two inputs writing one Parquet would
+    leave one's rows twice in the warehouse and the other's not at all.
+    """
+    groups: dict[str, list[Path]] = {}
+    for p in dict.fromkeys(Path(p).resolve() for p in paths):
+        groups.setdefault(stem(p), []).append(p)
+    names: dict[Path, str] = {}
+    for common, group in groups.items():
+        names.update({group[0]: common} if len(group) == 1 else _told_apart(group, stem))
+    seen: dict[str, Path] = {}
+    for p, name in names.items():
+        if name in seen:
+            raise ValueError(f"{seen[name]} and {p} would write the same output {name!r}: rename one")
+        seen[name] = p
+    return names
+
+
+def _told_apart(group: list[Path], stem: Callable[[Path], str]) -> dict[Path, str]:
+    """The shortest names that differ: the file names, then one folder more at a time (with stem, then name)."""
+    depth = max(len(p.parent.parts) for p in group)
+    for folders in range(depth):
+        for whole in (True,) if folders == 0 else (False, True):
+            names = {
+                p: "/".join([*p.parent.parts[len(p.parent.parts) - folders :], p.name if whole else stem(p)])
+                for p in group
+            }
+            if len(set(names.values())) == len(group):
+                return names
+    return {p: str(p).lstrip("/") for p in group}

@@ -6,15 +6,15 @@ import ftplib
 import logging
 import os
 import socket
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlparse
 
-from etl.download import PART_SUFFIX, retry_delay, safe_name
+from etl.download import PART_SUFFIX, safe_name
 from etl.errors import FetchError
 from etl.files import fsync_dir
+from etl.retry import Policy, Transient
 
 logger = logging.getLogger(__name__)
 
@@ -58,24 +58,25 @@ class FtpClient:
                 self._ftp.close()
             self._ftp = None
 
-    def _retrying(self, what: str, op):
-        for attempt in range(self.tries):
+    def _retrying(self, what: str, op, file: str | None = None):
+        """op(connection) under the retry policy; a connection that failed is closed and opened again."""
+
+        def attempt():
             try:
                 return op(self._connect())
-            except ftplib.error_perm:
+            except Transient:
+                self.close()
                 raise
             except TRANSIENT as e:
                 self.close()
-                if attempt + 1 == self.tries:
-                    raise FetchError(
-                        f"{what} failed after {self.tries} tries: {e or type(e).__name__}",
-                        file=f"ftp://{self.host}{self.base}",
-                        hint="Run again to resume; check the server or --base-url",
-                    ) from None
-                delay = retry_delay(attempt)
-                logger.warning("%s: %s; retrying in %.1fs", what, e or type(e).__name__, delay)
-                time.sleep(delay)
-        raise AssertionError("unreachable")
+                raise Transient(str(e) or type(e).__name__) from e
+
+        return Policy(tries=self.tries).call(
+            attempt,
+            what=what,
+            file=file or f"ftp://{self.host}{self.base}",
+            hint="Run again to resume; check the server or --base-url",
+        )
 
     def list(self, folder: str) -> list[RemoteFile]:
         """Files in a folder with size and modification time (MLSD, or NLST + SIZE + MDTM where unsupported)."""
@@ -131,10 +132,10 @@ class FtpClient:
                 os.fsync(f.fileno())
             got = part.stat().st_size
             if remote.size is not None and got != remote.size:
-                raise EOFError(f"connection closed at byte {got} of {remote.size}")
+                raise Transient(f"connection closed at byte {got} of {remote.size}")
 
         try:
-            self._retrying(f"downloading {path}", op)
+            self._retrying(f"downloading {path}", op, file=f"ftp://{self.host}{path}")
         except ftplib.error_perm as e:
             part.unlink(missing_ok=True)  # a permanent refusal: nothing to resume
             raise FetchError(
@@ -142,6 +143,12 @@ class FtpClient:
                 file=f"ftp://{self.host}{path}",
                 hint="The listing names a file the server cannot serve; try again later",
             ) from None
+        if remote.size is None:
+            logger.warning(
+                "%s: the listing gave no size, so its size (%d bytes) could not be verified",
+                final,
+                part.stat().st_size,
+            )
         os.replace(part, final)
         if remote.modified:
             ts = remote.modified.timestamp()

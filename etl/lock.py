@@ -58,3 +58,20 @@ class WriterLock:
         if self.fd is not None:
             os.close(self.fd)  # closing the descriptor releases the flock
             self.fd = None
+
+    def __enter__(self) -> WriterLock:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def lock_if_under(data_dir: Path, out: Path | None) -> WriterLock | None:
+    """The writer lock when `out` (a command's --out) is under the data directory; None elsewhere."""
+    if out is None:
+        return None
+    try:
+        Path(out).resolve().relative_to(Path(data_dir).resolve())
+    except ValueError:
+        return None
+    return WriterLock(data_dir)

@@ -9,14 +9,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from etl.config import Config, Dataset
 from etl.errors import EtlError, FetchFailures
-from etl.files import remove_partials
+from etl.files import crc32, remove_partials
 from etl.kinds import get_source
 from etl.lock import WriterLock
 from etl.memory import MB
@@ -64,12 +63,8 @@ def warehouse_digest(
 
 
 def checksum(path: Path) -> str:
-    """CRC-32 of the whole file, read in 1 MiB blocks (fast, and the page cache is warm after conversion)."""
-    crc = 0
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            crc = zlib.crc32(block, crc)
-    return f"crc32:{crc:08x}"
+    """CRC-32 of the whole file (fast, and the page cache is warm after conversion)."""
+    return f"crc32:{crc32(path):08x}"
 
 
 class Pipeline:
@@ -78,6 +73,7 @@ class Pipeline:
         self.config = config
         self.settings = config.settings
         self.force = force
+        self.shared: set[str] = set()  # outputs named by two raw files' records (see shared_outputs)
         self.lock = WriterLock(self.settings.data_dir) if writes else None
         try:
             self.state = StateStore(self.settings.state_db)
@@ -204,10 +200,39 @@ class Pipeline:
         source = get_source(ds.kind)
         out_dir = self.settings.parquet_dir / ds.name
         files = self.raw_files(ds, summary)
+        try:
+            self.ctx.name_inputs(files, source)
+        except EtlError as e:
+            summary.steps.append(Step("convert", dataset=ds.name, status="failed", error=str(e)))
+            logger.error("convert %s: %s", ds.name, e)
+            return
+        self.shared = self.shared_outputs(ds)
         with self.ctx.bar(len(files), "file", ds.name) as bar:
             for path in files:
                 self.convert_one(source, ds, Path(path), out_dir, summary)
                 bar.update(1)
+
+    def shared_outputs(self, ds: Dataset) -> set[str]:
+        """Parquet files that the records of two raw files both name: written by an etl that gave inputs with one
+        stem one output, they hold one file's rows only, so both files are converted again (to distinct names)."""
+        seen: dict[str, str] = {}
+        shared = set()
+        for rec in self.state.files(ds.name):
+            for p in rec.outputs.values():
+                if seen.setdefault(str(p), rec.path) != rec.path:
+                    shared.add(str(p))
+        return shared
+
+    def _drop_stale(self, ds: Dataset, key: str, before: FileRecord | None, outputs: dict[str, Path]) -> None:
+        """Delete the Parquet an earlier conversion of this raw file wrote under another name, once no other
+        record names it (a view or scan over the folder must not find its rows twice)."""
+        if before is None:
+            return
+        new = {str(p) for p in outputs.values()}
+        claimed = {str(p) for r in self.state.files(ds.name) if r.path != key for p in r.outputs.values()}
+        for old in before.outputs.values():
+            if str(old) not in new and str(old) not in claimed:
+                Path(old).unlink(missing_ok=True)
 
     def is_done(self, ds: Dataset, key: str, path: Path) -> bool:
         """Converted before, every output present, and the raw file unchanged (or gone, as with keep_raw = false).
@@ -223,6 +248,8 @@ class Pipeline:
         # A source that now writes more tables than it did (a newer etl: NVD's `affected`, `ssvc`, …) converts
         # the file again, so every table the SQL expects exists.
         if not set(getattr(get_source(ds.kind), "TABLES", ())) <= set(rec.outputs):
+            return False
+        if any(str(p) in self.shared for p in rec.outputs.values()):
             return False
         if not path.exists():
             return True
@@ -293,6 +320,7 @@ class Pipeline:
             outputs=result.outputs,
             error=None,
         )
+        self._drop_stale(ds, key, before, result.outputs)
         log_converted(step, out_dir / "_rejects")
 
     def views(self) -> list[warehouse.View]:

@@ -11,8 +11,6 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from etl.samples.csv import write_sample
-
 MAKEFILE = Path(__file__).resolve().parents[1] / "Makefile"
 
 CONFIG = """
@@ -95,7 +93,7 @@ def test_an_unchanged_warehouse_is_kept_and_a_changed_input_rebuilds_it(etl, pro
         warehouse, "SELECT count(*) FROM deaths"
     )
     assert warehouse_step() == "skipped"
-    write_sample(project / "data/raw/deaths/deaths.csv", rows=300)
+    (project / "etl.toml").write_text(CONFIG.format(rows=300))  # the sample generated anew: new Parquet
     assert warehouse_step() == "ok"  # new Parquet
     assert warehouse_step("--force") == "ok"
     assert etl("transform").code == 0 and warehouse.stat().st_mtime_ns > built
@@ -103,7 +101,7 @@ def test_an_unchanged_warehouse_is_kept_and_a_changed_input_rebuilds_it(etl, pro
 
 def test_a_changed_raw_file_is_converted_again(etl, project):
     assert etl("run").code == 0
-    write_sample(project / "data/raw/deaths/deaths.csv", rows=300)
+    (project / "etl.toml").write_text(CONFIG.format(rows=300))  # the sample generated anew: another raw file
     again = json.loads(etl("--json", "run").out)
     assert again["rows"] + again["rejected"] == 300
     assert query(project / "data/warehouse.duckdb", "SELECT count(*) FROM deaths") == [(again["rows"],)]
@@ -134,7 +132,7 @@ def test_a_reader_holding_the_warehouse_open_neither_blocks_nor_breaks(etl, proj
     assert etl("run").code == 0
     reader = duckdb.connect(str(project / "data/warehouse.duckdb"), read_only=True)
     assert reader.sql("SELECT count(*) FROM deaths").fetchall()[0][0] > 4900
-    write_sample(project / "data/raw/deaths/deaths.csv", rows=300)
+    (project / "etl.toml").write_text(CONFIG.format(rows=300))  # the sample generated anew: another raw file
     assert etl("run").code == 0  # the warehouse is rebuilt beside the open file and renamed over it
     # The open connection keeps its catalogue; its views read the Parquet files, each replaced whole.
     assert reader.sql("SELECT count(*) FROM deaths").fetchall()[0][0] in (298, 299, 300)

@@ -12,7 +12,10 @@ A source module (etl/sources/<kind>.py, registered in etl.kinds.KINDS) provides:
   ``out_dir/<stem>.parquet`` for a single-table kind (its table is named ``records``),
   ``out_dir/<table>/<stem>.parquet`` for several tables;
   rejected rows under ``out_dir/_rejects/``. Written atomically, with lineage columns.
-- optionally ``read_batches(path, …) -> Iterator[pyarrow.RecordBatch]``, the reader contract, and
+  The stem is ``ctx.output_stem(path, stem(path))`` and ``_source_file`` is ``ctx.source_name(path)``: the run
+  tells apart inputs that share a stem (``y2022/obitos.csv``, ``y2023/obitos.csv``; ``x.csv``, ``x.csv.gz``).
+- optionally ``stem(path) -> str``: the name of an input's outputs (default: the file name without extension),
+  ``read_batches(path, …) -> Iterator[pyarrow.RecordBatch]``, the reader contract, and
   ``sql_folders(dataset) -> list[str]``: the folders under sql/ whose files transform the dataset (default: the kind).
 - optionally ``convert_inputs(paths) -> list[(path, reason | None)]``: what `etl convert KIND` converts for its
   inputs (a folder may stand for several), with the reason it skips one.
@@ -26,9 +29,11 @@ import glob
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 from etl.errors import SourceError
+from etl.files import distinct_stems
 
 if TYPE_CHECKING:
     from etl.config import Settings
@@ -47,6 +52,24 @@ class Context:
     base_dir: Path = Path(".")
     progress: Callable[..., Progress] | None = None
     state: StateStore | None = None
+    # Output stems of the inputs being converted, told apart where two share one (see name_inputs).
+    stems: dict[Path, str] = field(default_factory=dict)
+
+    def name_inputs(self, paths: list[Path], source: ModuleType) -> None:
+        """Give the inputs of one dataset (or one `etl convert`) distinct output names, before converting them."""
+        try:
+            self.stems = distinct_stems(paths, getattr(source, "stem", stem))
+        except ValueError as e:
+            raise SourceError(str(e)) from None
+
+    def output_stem(self, path: Path, default: str) -> str:
+        """The name of an input's Parquet files (without `.parquet`): its stem unless another input shares it."""
+        return self.stems.get(Path(path).resolve(), default)
+
+    def source_name(self, path: Path) -> str:
+        """An input's `_source_file`: its file name, with the folders that tell it from another of that name."""
+        told = self.stems.get(Path(path).resolve(), "")
+        return f"{told.rsplit('/', 1)[0]}/{Path(path).name}" if "/" in told else Path(path).name
 
     def state_key(self, path: Path) -> str:
         """How the state store names a raw file: relative to the data directory when under it."""
@@ -88,6 +111,11 @@ class ConvertResult:
             outputs={SINGLE_TABLE: sink.path} if sink.rows else {},
             bytes_out=sink.bytes,
         )
+
+
+def stem(path: Path) -> str:
+    """The default name of an input's outputs: its file name without extension (a source may define its own)."""
+    return Path(path).stem
 
 
 def local_files(patterns: list[str], ctx: Context) -> list[Path]:

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from etl.arrays import text_scalar
 from etl.config import Dataset, Settings
 from etl.errors import ConfigError, SourceError
-from etl.files import atomic_path
+from etl.files import atomic_path, tmp_path
 from etl.memory import MB, batch_rows, duckdb_memory_limit
 from etl.sinks.duckdb import connect, quote_ident, quote_literal
 from etl.sinks.parquet import ParquetSink, row_group_bytes, with_lineage
@@ -41,6 +41,11 @@ TYPE_TOLERANCE = 0.999
 INFER_ROWS = 100_000
 CANDIDATE_TYPES = ("BIGINT", "DOUBLE", "DATE", "TIMESTAMP")
 TRANSCODE_CHUNK = 4 * 1024 * 1024
+# More control bytes (NUL and the like, not tabs or line ends) than this share of the head is a binary file; fewer
+# are stray bytes in text, kept in their values.
+BINARY_SHARE = 0.01
+_CONTROL = bytes(b for b in range(32) if b not in b"\t\n\r\f\x1a")
+UNTERMINATED = "UNQUOTED VALUE"  # DuckDB's error type for a quote opened and never closed
 
 
 @dataclass
@@ -76,10 +81,14 @@ CONVERT_OPTIONS = ("encoding", "delimiter", "quote", "header", "schema")
 def acquire(dataset: Dataset, raw_dir: Path, ctx: Context) -> list[Path]:
     """Local files matching `paths`, plus `urls` downloaded into raw_dir; the sample is generated if asked."""
     opts: Options = dataset.options
-    if opts.sample and not (raw_dir / f"{dataset.name}.csv").exists():
+    if opts.sample:
+        from etl import samples
         from etl.samples.csv import write_sample
 
-        write_sample(raw_dir / f"{dataset.name}.csv", rows=opts.sample_rows)
+        name, rows = f"{dataset.name}.csv", opts.sample_rows
+        samples.ensure(
+            raw_dir, {"csv": rows}, lambda d: write_sample(d / name, rows=rows), ctx.settings.tmp_dir
+        )
     default = [] if opts.urls else [str(raw_dir / "*.csv"), str(raw_dir / "*.csv.gz")]
     files = local_files(opts.paths or default, ctx)
     if opts.urls:
@@ -89,9 +98,22 @@ def acquire(dataset: Dataset, raw_dir: Path, ctx: Context) -> list[Path]:
     return files
 
 
-def _reader_args(path: Path, opts: Options, encoding: str) -> str:
+def buffer_bytes(budget: int) -> int:
+    """DuckDB's CSV buffer: 32 MB per thread by default; smaller ones keep a tight budget (no slower here)."""
+    return max(2 * MB, min(32 * MB, budget // 64))
+
+
+def max_line_bytes(budget: int) -> int:
+    """The longest line read: DuckDB's default is 2 MB, but a long text field is data. Half the buffer: DuckDB 1.4
+    dropped rows without a word where the limit came near the buffer's size (2,999,957 of 3,000,000 at 5 MB)."""
+    return buffer_bytes(budget) // 2
+
+
+def _reader_args(path: Path, opts: Options, encoding: str, budget: int) -> str:
     args = [
         quote_literal(str(path)),
+        f"max_line_size = {max_line_bytes(budget)}",
+        f"buffer_size = {buffer_bytes(budget)}",
         f"encoding = {quote_literal(encoding)}",
         f"header = {str(opts.header).lower()}",
         f"quote = {quote_literal(opts.quote)}",
@@ -112,12 +134,92 @@ def _check_input(path: Path) -> None:
         with opener(path, "rb") as f:
             head = f.read(64 * 1024)
     except (OSError, EOFError) as e:
-        raise SourceError(f"cannot read: {e}", file=str(path)) from None
-    if b"\x00" in head and not head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise SourceError(f"cannot read: {e}", file=str(path), hint=TRUNCATED_HINT) from None
+    control = len(head) - len(head.translate(None, _CONTROL))
+    if control > len(head) * BINARY_SHARE and not head.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise SourceError(
             "this looks like a binary file, not CSV",
             file=str(path),
             hint="Check the file, or its encoding if it is UTF-16",
+        )
+
+
+TRUNCATED_HINT = "The file is cut short or not what its name says: fetch or copy it again"
+
+
+def _explained(e: Exception, path: Path, opts: Options, budget: int) -> tuple[str, str | None, str]:
+    """DuckDB's error as (message, position, hint), the hint fitting the error (a truncated .gz is not an encoding
+    problem). DuckDB's sniffer places a line over the maximum on line 1 wherever it is: etl finds the line."""
+    text = str(e)
+    first = text.splitlines()[0].removeprefix("Invalid Input Error: ")
+    if "Out of Memory" in text:
+        return first, None, "Raise --memory-limit"
+    if "GZIP" in text or "zlib" in text.lower():
+        return first.removeprefix("IO Error: "), None, TRUNCATED_HINT
+    if "Maximum line size of" in text:
+        limit = max_line_bytes(budget)
+        line = _first_line(path, lambda n, raw: len(raw) > limit, limit)
+        return (
+            f"a line is longer than {limit // MB} MB, the most read at a {budget // MB} MB budget",
+            f"line {line}" if line else None,
+            "Raise --memory-limit, or check --quote: a quote that is never closed runs many lines into one",
+        )
+    if "Error when sniffing" in text:
+        q = opts.quote.encode()
+        line = _first_line(path, lambda n, raw: raw.count(q) % 2 == 1, MB) if q else None
+        return (
+            "could not tell the file's delimiter, quote and header apart"
+            + (f" (line {line} opens a {opts.quote} quote that may never close)" if line else ""),
+            None,
+            "Pass --delimiter and --quote (and --header/--no-header), or fix the quote",
+        )
+    if "unicode" in text.lower() or "encoding" in text.lower():
+        return first, None, "Pass the file's --encoding (latin-1 and cp1252 are common)"
+    return first, None, "Check --delimiter and --quote (and --encoding)"
+
+
+def _first_line(
+    path: Path, match: Callable[[int, bytes], bool], limit: int, lines: int = 100_000
+) -> int | None:
+    """The 1-based number of the first of the file's first `lines` physical lines that `match`es (read at most
+    `limit` + 1 bytes at a time, so a runaway line costs no more memory than that)."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        n = 0
+        while n < lines and (raw := f.readline(limit + 1)):
+            n += 1
+            if match(n, raw):
+                return n
+            while len(raw) > limit and not raw.endswith(b"\n"):  # the rest of a long line
+                raw = f.readline(limit + 1)
+    return None
+
+
+def _check_columns(path: Path, types: dict[str, str], opts: Options) -> None:
+    """One column whose name holds a delimiter: the sniffer gave up on the delimiter (a stray quote near the top
+    can make it), and every row would be one text value."""
+    if len(types) == 1 and opts.delimiter is None:
+        (name,) = types
+        found = [d for d in (",", ";", "\t", "|") if d in name]
+        if found:
+            raise SourceError(
+                f"the delimiter was not recognised: the header {name[:60]!r} became one column",
+                file=str(path),
+                hint=f"Pass --delimiter {found[0]!r} (and check the quotes near the top of the file)",
+            )
+
+
+def _check_quotes(path: Path, rejects: pa.Table, opts: Options) -> None:
+    """A quote opened and never closed makes the rest of the file one value: its rows would be neither written nor
+    rejected, so the file fails at that line."""
+    types = rejects.column("error_type").to_pylist()
+    if UNTERMINATED in types:
+        line = rejects.column("line")[types.index(UNTERMINATED)].as_py()
+        raise SourceError(
+            f"a {opts.quote} quote opens here and is never closed, so the lines after it would run into one value",
+            file=str(path),
+            position=f"line {line}",
+            hint="Fix that line, or pass --quote with a character the file does not use in values",
         )
 
 
@@ -203,44 +305,47 @@ def read_batches(
     source_path = path
     if encoding is None:
         settings.tmp_dir.mkdir(parents=True, exist_ok=True)
-        source_path = settings.tmp_dir / f"{path.name}.utf8.csv"
-        _transcode(path, options.encoding, source_path)
+        source_path = tmp_path(settings.tmp_dir / f"{path.name}.utf8.csv")  # two converts never share it
+        try:
+            _transcode(path, options.encoding, source_path)
+        except BaseException:
+            source_path.unlink(missing_ok=True)
+            raise
         encoding = "utf-8"
     # Insertion order is kept so that batches (and so _source_row) follow the file.
     con = connect(settings, preserve_order=True)
     try:
-        source = _reader_args(source_path, options, encoding)
+        source = _reader_args(source_path, options, encoding, settings.memory_limit)
         types = infer_types(con, source, options)
         typed = ", ".join(f"{quote_literal(c)}: {quote_literal(t)}" for c, t in types.items())
         rows = batch_rows(settings.memory_limit, _row_bytes(path) * 4, cap=500_000)
-        # DuckDB reads 32 MB buffers per thread by default; smaller ones keep a tight budget (no slower here).
-        buffer = max(2 * MB, min(32 * MB, settings.memory_limit // 64))
-        reader = con.sql(
-            f"SELECT * FROM read_csv({source}, types = {{{typed}}}, store_rejects = true, "
-            f"buffer_size = {buffer})"
-        )
+        reader = con.sql(f"SELECT * FROM read_csv({source}, types = {{{typed}}}, store_rejects = true)")
+        _check_columns(path, types, options)
         yield from reader.to_arrow_reader(rows)
+        rejects = con.sql(REJECTS_QUERY).to_arrow_table()
+        _check_quotes(path, rejects, options)
         if on_rejects:
-            on_rejects(con.sql(REJECTS_QUERY).to_arrow_table())
+            on_rejects(rejects)
     except (duckdb.Error, OSError) as e:  # errors met while streaming arrive through Arrow as OSError
-        oom = "Out of Memory" in str(e)
-        raise SourceError(
-            str(e).splitlines()[0].removeprefix("Invalid Input Error: "),
-            file=str(path),
-            hint="Raise --memory-limit" if oom else "Check --encoding, --delimiter and --quote",
-        ) from None
+        message, position, hint = _explained(e, path, options, settings.memory_limit)
+        raise SourceError(message, file=str(path), position=position, hint=hint) from None
     finally:
         con.close()
         if source_path != path:
             source_path.unlink(missing_ok=True)
 
 
+def stem(path: Path) -> str:
+    """`DO2022` for `DO2022.csv`, `.txt`, `.tsv` and their `.gz`."""
+    return re.sub(r"\.(csv|txt|tsv)(\.gz)?$", "", Path(path).name, flags=re.IGNORECASE)
+
+
 def convert_file(path: Path, out_dir: Path, dataset: Dataset, ctx: Context) -> ConvertResult:
     """Convert one CSV (or .csv.gz) to `out_dir/<stem>.parquet`; rejected rows to `out_dir/_rejects/`."""
     path = Path(path)
-    stem = re.sub(r"\.(csv|txt|tsv)(\.gz)?$", "", path.name, flags=re.IGNORECASE)
-    out = Path(out_dir) / f"{stem}.parquet"
-    rejects_out = Path(out_dir) / "_rejects" / f"{stem}.parquet"
+    name, source_file = ctx.output_stem(path, stem(path)), ctx.source_name(path)
+    out = Path(out_dir) / f"{name}.parquet"
+    rejects_out = Path(out_dir) / "_rejects" / f"{name}.parquet"
     rejects: list[pa.Table] = []
     # DuckDB does not say how far into the file it is: bytes done are estimated from the average row length.
     size = path.stat().st_size if path.exists() else 0
@@ -252,12 +357,12 @@ def convert_file(path: Path, out_dir: Path, dataset: Dataset, ctx: Context) -> C
         ParquetSink(out, row_group_bytes=row_group_bytes(budget - duckdb_memory_limit(budget))) as sink,
     ):
         for batch in read_batches(path, dataset.options, ctx.settings, rejects.append):
-            sink.write(with_lineage(batch, path.name, sink.rows + 1))
+            sink.write(with_lineage(batch, source_file, sink.rows + 1))
             bar.update(min(batch.num_rows * per_row, size - bar.n) if per_row else batch.num_rows)
     rejected = rejects[0].num_rows if rejects else 0
     if sink.rows == 0 and rejected == 0:
         raise SourceError("no data rows (header only?)", file=str(path))
-    _write_rejects(rejects[0] if rejects else None, rejects_out, path.name)
+    _write_rejects(rejects[0] if rejects else None, rejects_out, source_file)
     return ConvertResult.written(sink, rejected)
 
 

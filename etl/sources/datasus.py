@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import shutil
 import zipfile
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -115,10 +116,14 @@ def sql_folders(dataset: Dataset) -> list[str]:
 def acquire(dataset: Dataset, raw_dir: Path, ctx: Context) -> list[Path]:
     opts: Options = dataset.options
     if opts.sample:
+        from etl import samples
         from etl.samples.datasus import write_sample
 
-        ctx.settings.tmp_dir.mkdir(parents=True, exist_ok=True)
-        return write_sample(raw_dir, ctx.settings.tmp_dir, opts.system, opts.group, rows=opts.sample_rows)
+        tmp, rows, system, group = ctx.settings.tmp_dir, opts.sample_rows, opts.system, opts.group
+        tmp.mkdir(parents=True, exist_ok=True)
+        params = {"datasus": [system, group, rows]}
+        samples.ensure(raw_dir, params, lambda d: write_sample(d, tmp, system, group, rows=rows), tmp)
+        return write_sample(raw_dir, tmp, system, group, rows=rows)  # every file is there: only their paths
     if opts.paths:
         return [
             p for f in local_files(opts.paths, ctx) for p in (extract_zip(f, raw_dir) if _is_zip(f) else [f])
@@ -135,7 +140,19 @@ def _is_zip(path: Path) -> bool:
 
 
 def extract_zip(archive: Path, dest: Path) -> list[Path]:
-    """Extract the .dbc members of a ZIP to disk (streamed, never in memory); refuse names escaping dest."""
+    """Extract the .dbc members of a ZIP to disk (streamed, never in memory), keeping the archive's folders (two
+    members `a/X.dbc` and `b/X.dbc` are two files); refuse names escaping dest."""
+    try:
+        return _extract(archive, dest)
+    except (zipfile.BadZipFile, EOFError, zlib.error) as e:
+        raise SourceError(
+            f"not a readable ZIP archive: {e}",
+            file=str(archive),
+            hint="Fetch the archive again; it may be truncated",
+        ) from None
+
+
+def _extract(archive: Path, dest: Path) -> list[Path]:
     out = []
     with zipfile.ZipFile(archive) as zf:
         for member in zf.infolist():
@@ -146,7 +163,7 @@ def extract_zip(archive: Path, dest: Path) -> list[Path]:
                 )
             if member.is_dir() or name.suffix.lower() != ".dbc":
                 continue
-            target = Path(dest) / name.name
+            target = Path(dest).joinpath(*name.parts)
             with zf.open(member) as src, atomic_path(target) as tmp, open(tmp, "wb") as dst:
                 shutil.copyfileobj(src, dst, 1 << 20)
             out.append(target)

@@ -233,7 +233,7 @@ def convert_dbc(
 ) -> ConvertResult:
     """Convert the DBF while the child decompresses it; the Parquet is committed once the DBF is verified."""
     if keep_dbf:
-        dbf = atomic_path(out_dir / f"{path.stem}.dbf")
+        dbf = atomic_path(out_dir / f"{ctx.output_stem(path, path.stem)}.dbf")
     else:  # scratch, named so that a run after a crash sweeps it away
         dbf = _scratch(tmp_path(ctx.settings.tmp_dir / f"{path.stem}.dbf"))
     with dbf as target, Decompression(path, target) as stream:
@@ -243,7 +243,8 @@ def convert_dbc(
             ctx,
             encoding=encoding,
             column_encodings=column_encodings,
-            source_name=path.name,
+            source_name=ctx.source_name(path),
+            stem=ctx.output_stem(path, path.stem),
             stream=stream,
             check=stream.verify,
         )

@@ -488,7 +488,8 @@ def convert_file(path: Path, out_dir: Path, dataset: Dataset, ctx: Context) -> C
         ctx,
         encoding=opts.encoding,
         column_encodings=opts.column_encodings,
-        source_name=Path(path).name,
+        source_name=ctx.source_name(path),
+        stem=ctx.output_stem(path, Path(path).stem),
     )
 
 
@@ -500,21 +501,24 @@ def convert_dbf(
     encoding: str,
     column_encodings: dict[str, str],
     source_name: str,
+    stem: str,
     stream: BinaryIO | None = None,
     check: Callable[[], None] | None = None,
 ) -> ConvertResult:
-    """DBF -> Parquet under the budget; the output and rejects are named after `source_name`'s stem.
+    """DBF -> Parquet under the budget: `out_dir/<stem>.parquet`, rejects `out_dir/_rejects/<stem>.parquet`;
+    `source_name` is the lineage's `_source_file`.
 
     With `stream`, the DBF is read from that binary stream (at its start) rather than from `path`, and
     `check`, called after the last record, can still refuse the output: a .dbc is converted while it is
     decompressed, and its Parquet is committed only once the decompressed size and CRC-32 are verified.
     """
-    stem = Path(source_name).stem
     out = out_dir / f"{stem}.parquet"
     stats = DbfStats()
     with contextlib.ExitStack() as files:
+        warnings = []
         if stream is None:
             stream, header = files.enter_context(open_dbf(path))
+            warnings = _surplus(path, header)
         else:
             header = parse_header(stream, source_name)
         with (
@@ -567,7 +571,20 @@ def convert_dbf(
         outputs={SINGLE_TABLE: out} if sink.rows else {},
         bytes_out=sink.bytes,
         nulled=stats.nulled,
+        warnings=warnings,
     )
+
+
+def _surplus(path: Path, header: DbfHeader) -> list[str]:
+    """A warning when whole records follow the ones the header declares: they are not read (the header's count
+    decides, as for dbfread and DBF's other readers), but never passed over in silence."""
+    extra = (Path(path).stat().st_size - header.header_length) // header.record_length - header.records
+    if extra <= 0:
+        return []
+    return [
+        f"the header declares {header.records:,} records, but {extra:,} more whole records follow them and were "
+        "not read (a writer that did not update the count?); ask the file's producer for a corrected file"
+    ]
 
 
 def _format(f: DbfField, value: object, encoding: str) -> bytes:

@@ -391,13 +391,13 @@ def read_cves(path: Path, chunk_bytes: int) -> Iterator[pa.StringArray]:
         try:
             layout = _MIRROR if b'"cve_items"' in f.peek(1 << 16)[: 1 << 16] else _NVD
         except (OSError, EOFError, lzma.LZMAError) as e:
-            raise ConversionError(f"{path.name}: cannot decompress: {e}", file=str(path)) from None
+            raise ConversionError(unreadable(path, e), file=str(path)) from None
         head, offset, first = b"", 0, True  # offset: where head starts in the file's JSON
         while True:
             try:
                 block = f.read(chunk_bytes)
             except (OSError, EOFError, lzma.LZMAError) as e:
-                raise ConversionError(f"{path.name}: cannot decompress: {e}", file=str(path)) from None
+                raise ConversionError(unreadable(path, e), file=str(path)) from None
             more = len(block) == chunk_bytes  # a short read is the end of the file
             buf = head + block
             del block
@@ -640,20 +640,49 @@ _WRAPPED = msgspec.json.Decoder(_Wrapped)
 def single_record(path: Path) -> bytes | None:
     """The original text of a file holding one record (`{"cve": …}`, or a bare cve object as NVD mirrors publish
     one file per CVE); None for a page or a feed."""
-    if is_feed(path) or _json_size(path) > 16 << 20:
-        return None
-    with open_json(path) as f:
-        if b'"vulnerabilities"' in f.read(4096):  # a page: NVD writes it after a few short keys
+    try:
+        if is_feed(path) or _json_size(path) > 16 << 20:
             return None
-        f.seek(0)
-        text = f.read()
+        with open_json(path) as f:
+            if b'"vulnerabilities"' in f.read(4096):  # a page: NVD writes it after a few short keys
+                return None
+            f.seek(0)
+            text = f.read()
+    except (OSError, EOFError, lzma.LZMAError) as e:
+        raise ConversionError(unreadable(path, e), file=str(path)) from None
+    try:
+        text.decode("utf-8")  # Arrow would refuse it later with no file or position
+    except UnicodeDecodeError as e:
+        raise ConversionError(
+            f"{path.name}: not UTF-8 text ({e.reason} at byte {e.start})", file=str(path)
+        ) from None
     try:
         keys = _KEYS.decode(text)
         if not isinstance(keys, dict) or "vulnerabilities" in keys:
             return None
+    except msgspec.DecodeError as e:
+        raise ConversionError(_decode_error(e, path, 0), file=str(path)) from None
+    if "cve" not in keys and "id" not in keys:  # a page's envelope without its records is not a record
+        raise ConversionError(
+            f"{path.name}: not an NVD page: no `vulnerabilities` key, and not a CVE record "
+            f"(keys: {', '.join(sorted(keys)[:6]) or 'none'})",
+            file=str(path),
+        )
+    try:
         return bytes(_WRAPPED.decode(text).cve) if "cve" in keys else text.strip()
     except msgspec.DecodeError as e:
         raise ConversionError(_decode_error(e, path, 0), file=str(path)) from None
+
+
+def unreadable(path: Path, e: BaseException) -> str:
+    """What is wrong with a page that cannot be read at all, in words (not `EOFError`, `[Errno 22]`)."""
+    if path.is_file() and path.stat().st_size == 0:
+        return f"{path.name}: the file is empty (0 bytes)"
+    if isinstance(e, EOFError) or "end-of-stream" in str(e):
+        return f"{path.name}: the compressed data ends early: the file is truncated"
+    if isinstance(e, gzip.BadGzipFile):
+        return f"{path.name}: not gzip data, though its name ends in .gz"
+    return f"{path.name}: cannot read it: {e}"
 
 
 def records_of(path: Path, chunk_bytes: int) -> Iterator[pa.StringArray]:
@@ -747,6 +776,11 @@ def _json_size(path: Path) -> int:
         return int.from_bytes(f.read(4), "little")
 
 
+def stem(path: Path) -> str:
+    """A window folder's name, a page's or feed's without `.json(.gz)`."""
+    return Path(path).name.removesuffix(".gz").removesuffix(".json")
+
+
 def convert_file(path: Path, out_dir: Path, dataset: Dataset, ctx: Context) -> ConvertResult:
     """Convert a window folder, a page or a feed into one Parquet file per table: `out_dir/<table>/<name>.parquet`."""
     path = Path(path)
@@ -754,15 +788,15 @@ def convert_file(path: Path, out_dir: Path, dataset: Dataset, ctx: Context) -> C
     # A chunk's JSON is held a few times over (the next chunk read ahead, its text, parsed columns, tables) while
     # the sinks hold row groups of their own.
     chunk_bytes = working_bytes(budget) // 4
-    stem = path.name.removesuffix(".gz").removesuffix(".json")
-    prefix = f"{path.name}/" if path.is_dir() else ""
+    name = ctx.output_stem(path, stem(path))
+    prefix = f"{ctx.source_name(path)}/" if path.is_dir() else ""
     try:
         pages = pages_of(path)
         with contextlib.ExitStack() as stack:
             sinks = {
                 t: stack.enter_context(
                     ParquetSink(
-                        Path(out_dir) / t / f"{stem}.parquet", row_group_bytes=row_group_bytes(budget)
+                        Path(out_dir) / t / f"{name}.parquet", row_group_bytes=row_group_bytes(budget)
                     )
                 )
                 for t in TABLES
@@ -824,9 +858,13 @@ def acquire(dataset: Dataset, raw_dir: Path, ctx: Context) -> list[Path]:
     if opts.paths:
         return local_files(opts.paths, ctx)
     if opts.sample:
+        from etl import samples
         from etl.samples.nvd import write_sample
 
-        write_sample(raw_dir / "sample", pages=opts.sample_pages)
+        pages = opts.sample_pages
+        samples.ensure(
+            raw_dir / "sample", {"nvd": pages}, lambda d: write_sample(d, pages=pages), ctx.settings.tmp_dir
+        )
         return [raw_dir / "sample"]
     from etl.errors import FetchFailures
     from etl.sources.nvd_api import parse_time, sync

@@ -23,9 +23,9 @@ from pathlib import Path
 import ijson
 import requests
 
-from etl.download import retry_delay
 from etl.errors import FetchError, FetchFailures
 from etl.files import atomic_path, remove_partials
+from etl.retry import RETRY_STATUS, Policy, Transient
 from etl.sources.nvd_pages import COMPLETE, FULL, WINDOW_META
 from etl.state import StateStore
 
@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_BASE_URL = "https://services.nvd.nist.gov/rest/json/cves/2.0"
 MAX_WINDOW = dt.timedelta(days=120)  # NVD rejects longer lastModified ranges with a 404
 STAMP = "%Y%m%dT%H%M%SZ"
-RETRY_STATUS = {403, 429, 500, 502, 503, 504}  # NVD answers throttling with 403
+NVD_RETRY_STATUS = RETRY_STATUS | {403}  # NVD answers throttling with 403
 MAX_READS = 5  # passes over a window whose totalResults keeps changing before giving up
 CHUNK = 1 << 20
 
@@ -95,14 +95,6 @@ def limiter_for(base_url: str, limit: int, window: float) -> RateLimiter:
         return _limiters.setdefault((base_url, limit, window), RateLimiter(limit, window))
 
 
-class _Retry(Exception):
-    """A transient failure: throttling, a server error, a broken or malformed page."""
-
-    def __init__(self, message: str, retry_after: str | None = None):
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
 @dataclass
 class PageInfo:
     total: int  # totalResults
@@ -122,7 +114,7 @@ def inspect_page(path: Path, item_ids: str = CVES.item_ids) -> PageInfo:
         count = sum(1 for _ in ijson.items(f, item_ids))
         size = f.tell()
     if not isinstance(total, int):
-        raise _Retry("a page without totalResults")
+        raise Transient("a page without totalResults")
     return PageInfo(total, count, size)
 
 
@@ -140,42 +132,44 @@ class Client:
     ):
         self.base_url, self.limiter, self.timeout, self.max_tries = base_url, limiter, timeout, max_tries
         self.endpoint = endpoint
-        self.session = requests.Session()
+        self.session = _KeySession()
         self.session.headers["User-Agent"] = "etl (NVD sync)"
         if api_key:
             self.session.headers["apiKey"] = api_key  # a header, so it is never part of a logged URL
 
     def fetch(self, params: dict, dest: Path, where: str) -> PageInfo:
         """Stream one page into dest (gzip) and check it is whole; retried up to max_tries times."""
-        for attempt in range(self.max_tries):
-            self.limiter.wait()
-            try:
-                return self._fetch_once(params, dest, where)
-            except (
-                _Retry,
+        return Policy(tries=self.max_tries).call(
+            lambda: self._fetch_once(params, dest, where),
+            what=where,
+            file=where,
+            hint="Run again later: the fetch resumes from this page",
+            transient=(
                 requests.ConnectionError,
                 requests.Timeout,
                 requests.exceptions.ChunkedEncodingError,
                 requests.exceptions.ContentDecodingError,
                 ijson.JSONError,
-            ) as e:
-                reason = _reason(e)
-                if attempt + 1 == self.max_tries:
-                    raise FetchError(
-                        f"gave up after {self.max_tries} tries: {reason}",
-                        file=where,
-                        hint="Run again later: the fetch resumes from this page",
-                    ) from None
-                delay = retry_delay(attempt, getattr(e, "retry_after", None))
-                logger.warning("%s: %s; retrying in %.1f s", where, reason, delay)
-                time.sleep(delay)
-        raise AssertionError("unreachable")
+                EOFError,  # a gzip stream cut short
+            ),
+            before=self.limiter.wait,
+        )
 
     def _fetch_once(self, params: dict, dest: Path, where: str) -> PageInfo:
+        try:
+            return self._get(params, dest, where)
+        except requests.TooManyRedirects:
+            raise FetchError(
+                "the API redirects in a loop",
+                file=where,
+                hint="Check base_url (--base-url); this is not retried",
+            ) from None
+
+    def _get(self, params: dict, dest: Path, where: str) -> PageInfo:
         with self.session.get(self.base_url, params=params, timeout=self.timeout, stream=True) as r:
             self.limiter.answered()
-            if r.status_code in RETRY_STATUS:
-                raise _Retry(f"HTTP {r.status_code} {r.reason}", r.headers.get("Retry-After"))
+            if r.status_code in NVD_RETRY_STATUS:
+                raise Transient(f"HTTP {r.status_code} {r.reason}", r.headers.get("Retry-After"))
             if r.status_code >= 400:
                 # NVD gives the reason for a 404 (bad dates, a window over 120 days) in a `message` header.
                 raise FetchError(
@@ -188,13 +182,18 @@ class Client:
                     f.write(chunk)
         info = inspect_page(dest, self.endpoint.item_ids)
         if info.count == 0 and params["startIndex"] < info.total:
-            raise _Retry(f"an empty page where totalResults is {info.total}")
+            raise Transient(f"an empty page where totalResults is {info.total}")
         return info
 
 
-def _reason(e: Exception) -> str:
-    text = str(e).splitlines()[0] if str(e) else type(e).__name__
-    return text if isinstance(e, _Retry) else f"{type(e).__name__}: {text}"
+class _KeySession(requests.Session):
+    """A session that sends the `apiKey` header only to the host it was meant for: requests drops Authorization
+    on a redirect to another host, but not custom headers."""
+
+    def rebuild_auth(self, prepared_request, response):
+        super().rebuild_auth(prepared_request, response)
+        if self.should_strip_auth(response.request.url, prepared_request.url):
+            prepared_request.headers.pop("apiKey", None)
 
 
 def _iso(t: dt.datetime) -> str:

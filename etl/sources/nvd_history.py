@@ -27,7 +27,7 @@ from etl.config import Dataset
 from etl.errors import ConversionError, FetchFailures
 from etl.sinks.parquet import ParquetSink, lineage_columns, row_group_bytes
 from etl.sources import Context, ConvertResult, local_files
-from etl.sources.nvd import _explode, _fields, _windows, convert_inputs, pages_of
+from etl.sources.nvd import _explode, _fields, _windows, convert_inputs, pages_of, unreadable
 
 __all__ = ["Options", "acquire", "convert_file", "convert_inputs", "read_batches", "read_page"]
 
@@ -123,7 +123,7 @@ def read_page(page: Path, source_file: str | None = None) -> pa.RecordBatch | No
     except msgspec.DecodeError as e:
         raise ConversionError(f"{page.name}: not a valid Change History page: {e}", file=str(page)) from None
     except (OSError, EOFError) as e:
-        raise ConversionError(f"{page.name}: cannot decompress: {e}", file=str(page)) from None
+        raise ConversionError(unreadable(page, e), file=str(page)) from None
     text = pa.py_buffer(b"\n".join(bytes(i.change) for i in items))
     try:
         parsed = (

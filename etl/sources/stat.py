@@ -57,6 +57,7 @@ def convert_file(path: Path, out_dir: Path, dataset: Dataset, ctx: Context) -> C
     if not path.is_file():
         raise SourceError("file not found", file=str(path))
     reader = _reader(path)
+    name, source_file = ctx.output_stem(path, path.stem), ctx.source_name(path)
     kwargs = {"encoding": opts.encoding} if opts.encoding else {}
     if "apply_value_formats" in inspect.signature(reader).parameters:  # not for .xpt and .por
         kwargs.update(apply_value_formats=opts.apply_labels, formats_as_category=False)
@@ -66,7 +67,7 @@ def convert_file(path: Path, out_dir: Path, dataset: Dataset, ctx: Context) -> C
         widths = getattr(meta, "variable_storage_width", None) or {}
         row_bytes = sum(widths.get(c) or 8 for c in meta.column_names) + 16 * len(meta.column_names)
         rows = batch_rows(ctx.settings.memory_limit, 4 * row_bytes)
-        out = Path(out_dir) / f"{path.stem}.parquet"
+        out = Path(out_dir) / f"{name}.parquet"
         schema = None
         with ParquetSink(out, row_group_bytes=row_group_bytes(ctx.settings.memory_limit)) as sink:
             for df, meta in pyreadstat.read_file_in_chunks(
@@ -75,12 +76,12 @@ def convert_file(path: Path, out_dir: Path, dataset: Dataset, ctx: Context) -> C
                 table = df.to_arrow()
                 schema = schema or _schema(table.schema, meta)
                 for batch in table.cast(schema).to_batches():
-                    sink.write(with_lineage(batch, path.name, sink.rows + 1))
+                    sink.write(with_lineage(batch, source_file, sink.rows + 1))
     except pyreadstat.ReadstatError as e:
         raise ConversionError(
             f"cannot read: {e}", file=str(path), hint="The file may be truncated or corrupt"
         ) from None
-    _write_labels(meta, Path(out_dir) / "_labels" / f"{path.stem}.parquet")
+    _write_labels(meta, Path(out_dir) / "_labels" / f"{name}.parquet")
     return ConvertResult.written(sink)
 
 
