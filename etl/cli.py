@@ -176,10 +176,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser(named_kind(argv))
     args = parser.parse_args(argv)
     setup_logging(args)
+    from etl.progress import logging_through_bars
+
     try:
         config = make_config(args)
-        handler = COMMANDS[args.command]
-        return handler(args, config)
+        with logging_through_bars(args.quiet):
+            return COMMANDS[args.command](args, config)
     except EtlError as e:
         print(f"etl: error: {e}", file=sys.stderr)
         return EXIT_FAILED
@@ -206,14 +208,31 @@ def _report(args: argparse.Namespace, summary) -> int:
     return EXIT_FAILED if summary.failed else EXIT_OK
 
 
+def _where_next(args: argparse.Namespace, config: Config, summary) -> None:
+    """After a run: where its outputs are, and the commands to try next."""
+    if args.json or args.quiet or not config.settings.warehouse.exists():
+        return
+    s = config.settings
+    print(
+        f"outputs: {s.parquet_dir}/ (Parquet), {s.warehouse} (DuckDB views and marts), "
+        f"{s.reports_dir / f'run-{summary.run_id}.json'} (this run's figures)\n"
+        "next: etl sql 'SHOW ALL TABLES' lists the tables; etl status shows the files and runs; "
+        "etl report draws this run",
+        file=sys.stderr,
+    )
+
+
 def cmd_run(args: argparse.Namespace, config: Config) -> int:
     from etl.pipeline import Pipeline
 
     pipeline = Pipeline(config, progress=_progress(args), force=args.force)
     try:
-        return _report(args, pipeline.run(args.only))
+        summary = pipeline.run(args.only)
     finally:
         pipeline.close()
+    code = _report(args, summary)
+    _where_next(args, config, summary)
+    return code
 
 
 def cmd_transform(args: argparse.Namespace, config: Config) -> int:

@@ -300,7 +300,18 @@ class Pipeline:
             from etl.transform import build_warehouse
 
             views = self.views()
-            build_warehouse(self.settings, views, self.transforms(views))
+            transforms = self.transforms(views)
+            build_warehouse(self.settings, views, transforms)
             step.rows = len(views)
+            return sum(len(files) for files in transforms.values())
 
-        measured(summary, step, self.settings.memory_limit, build)
+        transforms = measured(summary, step, self.settings.memory_limit, build)
+        if transforms is not None:
+            logger.info(
+                "warehouse %s: %d views, %d transform files, %.1f s, peak RSS %.0f MB",
+                self.settings.warehouse,
+                step.rows,
+                transforms,
+                step.seconds,
+                step.peak_rss_mb,
+            )

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import random
 from pathlib import Path
 
 from etl.sources.dbc import write_dbc
 from etl.sources.dbf import write_dbf
+
+logger = logging.getLogger(__name__)
 
 # The columns (names, types, widths) of real RD files, a subset of their ~90.
 FIELDS = [
@@ -97,6 +100,7 @@ def write_sample(raw_dir: Path, tmp_dir: Path, rows: int = 30_000, seed: int = 2
         paths.append(path)
         if path.exists():
             continue
+        logger.info("generating the sample %s (%s records, once)", path, f"{rows:,}")
         rng = random.Random(seed + n)
         dbf = Path(tmp_dir) / f"{path.stem}.sample.dbf"
         try:

@@ -79,6 +79,7 @@ def acquire(dataset: Dataset, raw_dir: Path, ctx: Context) -> list[Path]:
     if opts.sample and not (raw_dir / f"{dataset.name}.csv").exists():
         from etl.samples.csv import write_sample
 
+        logger.info("%s: generating the sample CSV (%s rows, once)", dataset.name, f"{opts.sample_rows:,}")
         write_sample(raw_dir / f"{dataset.name}.csv", rows=opts.sample_rows)
     default = [] if opts.urls else [str(raw_dir / "*.csv"), str(raw_dir / "*.csv.gz")]
     files = local_files(opts.paths or default, ctx)
