@@ -212,10 +212,12 @@ def _where_next(args: argparse.Namespace, config: Config, summary) -> None:
     """After a run: where its outputs are, and the commands to try next."""
     if args.json or args.quiet or not config.settings.warehouse.exists():
         return
+    from etl.summary import shown
+
     s = config.settings
     print(
-        f"outputs: {s.parquet_dir}/ (Parquet), {s.warehouse} (DuckDB views and marts), "
-        f"{s.reports_dir / f'run-{summary.run_id}.json'} (this run's figures)\n"
+        f"outputs: {shown(s.parquet_dir)}/ (Parquet), {shown(s.warehouse)} (DuckDB views and marts), "
+        f"{shown(s.reports_dir / f'run-{summary.run_id}.json')} (this run's figures)\n"
         "next: etl sql 'SHOW ALL TABLES' lists the tables; etl status shows the files and runs; "
         "etl report draws this run",
         file=sys.stderr,

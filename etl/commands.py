@@ -14,6 +14,7 @@ from typing import Any
 
 from etl.config import Config, Dataset, build_options
 from etl.errors import EtlError, SourceError
+from etl.extras import require
 from etl.kinds import get_source
 from etl.memory import MB
 from etl.sources import Context
@@ -112,6 +113,7 @@ def fetch(config: Config, kind: str, options: Any, out: Path | None = None, *, p
 
 def dsn_or_env(dsn: str | None) -> str:
     """The DSN given, else $ETL_PG_DSN."""
+    require("psycopg")
     from etl.sinks.postgres import DEFAULT_DSN_ENV
 
     dsn = dsn or os.environ.get(DEFAULT_DSN_ENV)
@@ -124,6 +126,7 @@ def load_postgres(
     config: Config, dsn: str | None, schema: str = "etl", tables: list[str] | None = None
 ) -> Summary:
     """`etl load postgres`: the warehouse's tables into PostgreSQL, each swapped in atomically."""
+    require("psycopg")
     from etl.sinks.postgres import load
 
     with recorded_run(config, "load postgres") as (summary, _):
@@ -144,6 +147,7 @@ def extract_postgres(
     config: Config, dsn: str | None, out: Path, *, table: str | None = None, query: str | None = None
 ) -> Summary:
     """`etl extract postgres`: a table or query streamed to Parquet under out."""
+    require("psycopg")
     from etl.sources.postgres import extract
 
     with recorded_run(config, "extract postgres") as (summary, _):

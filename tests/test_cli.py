@@ -113,14 +113,12 @@ def test_run_logs_each_file_the_warehouse_and_where_to_go_next(etl, tmp_path):
     converted = next(line for line in lines if line.startswith("INFO raw/deaths/deaths.csv: "))
     rows, rejected = (int(n.replace(",", "")) for n in converted.split(": ")[1].split(" ")[0:3:2])
     assert rows + rejected == 2000 and rejected > 0  # the sample has a few malformed rows
-    assert f"rejected (to {tmp_path}/data/parquet/deaths/_rejects)" in converted
+    assert "rejected (to data/parquet/deaths/_rejects)" in converted
     assert " MB, " in converted and " s, peak RSS " in converted
-    assert any(
-        line.startswith(f"INFO warehouse {tmp_path}/data/warehouse.duckdb: 1 views, ") for line in lines
-    )
+    assert any(line.startswith("INFO warehouse data/warehouse.duckdb: 1 views, ") for line in lines)
     assert lines[-3].startswith(f"run: {rows:,} rows, {rejected} rejected, ")
     assert lines[-2].startswith(
-        f"outputs: {tmp_path}/data/parquet/ (Parquet), {tmp_path}/data/warehouse.duckdb"
+        "outputs: data/parquet/ (Parquet), data/warehouse.duckdb (DuckDB views and marts)"
     )
     assert lines[-1].startswith("next: etl sql 'SHOW ALL TABLES'")
     assert "generating" not in etl("run").err  # the sample is generated once
@@ -164,3 +162,19 @@ def test_status_shows_runs_with_their_figures_and_convert_commands_too(etl, tmp_
     assert last["command"] == "convert csv" and last["status"] == "ok" and last["rows"] == 2
     assert last["summary"]["rows"] == 2 and last["summary"]["failed"] == 0  # JSON, not a JSON string
     assert last["seconds"] >= 0 and last["started"].startswith("20")
+
+
+def test_a_missing_extra_is_named_in_one_line(etl, tmp_path, monkeypatch):
+    for module in ("psycopg", "pyreadstat", "matplotlib"):
+        monkeypatch.setitem(sys.modules, module, None)  # as if the extra were not installed
+    r = etl("load", "postgres", "--dsn", "postgresql://127.0.0.1:1/x")
+    assert r.code == 1
+    assert (
+        r.err
+        == "etl: error: PostgreSQL needs the 'postgres' extra. Install it with pip install 'etl[postgres]'\n"
+    )
+    (tmp_path / "a.sav").write_bytes(b"$FL2")
+    r = etl("convert", "stat", "a.sav", "--out", "out")
+    assert r.code == 1 and "needs the 'stat' extra. Install it with pip install 'etl[stat]'" in r.err
+    r = etl("report")
+    assert r.code == 1 and "needs the 'report' extra. Install it with pip install 'etl[report]'" in r.err
