@@ -17,6 +17,7 @@ from etl.datasus import cli as datasus_cli
 from etl.errors import EtlError
 from etl.kinds import KINDS, command_options, get_source
 from etl.memory import check_budget, parse_size
+from etl.progress import logging_through_bars
 
 logger = logging.getLogger("etl")
 
@@ -84,7 +85,11 @@ def named_kind(argv: list[str]) -> str | None:
 
 def build_parser(kind_only: str | None = None) -> argparse.ArgumentParser:
     """The CLI's parser; with kind_only, only that kind's module is imported (the others' libraries cost memory)."""
-    p = argparse.ArgumentParser(prog="etl", description="Out-of-core ETL for large public data sets.")
+    p = argparse.ArgumentParser(
+        prog="etl",
+        description="Out-of-core ETL for large public data sets.",
+        epilog="exit codes: 0 all done, 1 something failed, 2 usage error, 130 interrupted",
+    )
     p.add_argument(
         "--config", type=Path, default=None, help="pipeline config (default: ./etl.toml if present)"
     )
@@ -176,8 +181,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser(named_kind(argv))
     args = parser.parse_args(argv)
     setup_logging(args)
-    from etl.progress import logging_through_bars
-
     try:
         config = make_config(args)
         with logging_through_bars(args.quiet):

@@ -63,6 +63,12 @@ def test_help_shows_only_the_flags_that_apply(etl, capsys):
     shown = capsys.readouterr().out
     assert "--system" in shown and "--encoding" in shown
     assert "--states" not in shown and "--keep-raw" not in shown and "--base-url" not in shown
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert (
+        "exit codes: 0 all done, 1 something failed, 2 usage error, 130 interrupted"
+        in capsys.readouterr().out
+    )
 
 
 def test_a_datasus_file_converted_as_another_system_is_an_error(etl, tmp_path):
