@@ -100,7 +100,7 @@ def write_sample(raw_dir: Path, tmp_dir: Path, rows: int = 30_000, seed: int = 2
         paths.append(path)
         if path.exists():
             continue
-        logger.info("generating the sample %s (%s records, once)", path, f"{rows:,}")
+        logger.info("generating the sample %s (%s records, once)", path.name, f"{rows:,}")
         rng = random.Random(seed + n)
         dbf = Path(tmp_dir) / f"{path.stem}.sample.dbf"
         try:

@@ -232,7 +232,7 @@ def write_sample(folder: Path, pages: int = 6, per_page: int = 500) -> Path:
     folder = Path(folder)
     if (folder / COMPLETE).exists():
         return folder
-    logger.info("generating %d sample NVD pages into %s (once)", pages, folder)
+    logger.info("generating the sample NVD pages (%d of %d CVEs, once)", pages, per_page)
     folder.mkdir(parents=True, exist_ok=True)
     total = pages * per_page
     for p in range(pages):
