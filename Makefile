@@ -26,11 +26,11 @@ setup: $(STAMP) ## Create .venv and install etl with every extra (postgres, stat
 etl: $(STAMP) ## Run the whole pipeline on etl.toml (generates sample inputs when missing)
 	$(BIN)/etl --config etl.toml run
 
-test: $(STAMP) ## Run the test suite (slow tests included)
-	$(BIN)/pytest
+test: $(STAMP) ## Run the test suite (slow tests included), one worker per core, a test module per worker
+	$(BIN)/pytest -n auto --dist loadfile
 
 test-fast: $(STAMP) ## Run the tests, skipping those marked slow
-	$(BIN)/pytest -m "not slow"
+	$(BIN)/pytest -n auto --dist loadfile -m "not slow"
 
 bench: $(STAMP) ## Run the benchmarks; tables go to benchmarks/results/
 	$(BIN)/pip install --quiet -e '.[$(EXTRAS),bench]'

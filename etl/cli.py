@@ -138,7 +138,13 @@ def build_parser(kind_only: str | None = None) -> argparse.ArgumentParser:
         "--dsn", help="connection string (default: $ETL_PG_DSN); a password is best left to PGPASSWORD"
     )
     lp.add_argument("--schema", default=None, help="target schema (default etl)")
-    lp.add_argument("--tables", nargs="+", metavar="DATASET.TABLE", help="only these tables")
+    lp.add_argument(
+        "--tables",
+        nargs="+",
+        metavar="SCHEMA.NAME",
+        help="these tables or views (* a wildcard; default: every dataset table and mart)",
+    )
+    lp.add_argument("--force", action="store_true", help="reload tables whose inputs have not changed")
     extract = sub.add_parser("extract", help="extract from a database to Parquet").add_subparsers(
         dest="source", required=True, metavar="SOURCE"
     )
@@ -273,7 +279,10 @@ def cmd_fetch(args: argparse.Namespace, config: Config) -> int:
 def cmd_load(args: argparse.Namespace, config: Config) -> int:
     from etl.commands import load_postgres
 
-    return _report(args, load_postgres(config, args.dsn, schema=args.schema or "etl", tables=args.tables))
+    return _report(
+        args,
+        load_postgres(config, args.dsn, schema=args.schema or "etl", tables=args.tables, force=args.force),
+    )
 
 
 def cmd_extract(args: argparse.Namespace, config: Config) -> int:

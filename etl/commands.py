@@ -123,23 +123,27 @@ def dsn_or_env(dsn: str | None) -> str:
 
 
 def load_postgres(
-    config: Config, dsn: str | None, schema: str = "etl", tables: list[str] | None = None
+    config: Config,
+    dsn: str | None,
+    schema: str = "etl",
+    tables: list[str] | None = None,
+    force: bool = False,
 ) -> Summary:
-    """`etl load postgres`: the warehouse's tables into PostgreSQL, each swapped in atomically."""
+    """`etl load postgres`: warehouse tables and views into PostgreSQL, each swapped in atomically; a table
+    whose inputs are unchanged since its last load is skipped unless `force`."""
     require("psycopg")
-    from etl.sinks.postgres import load
+    from etl.sinks.postgres import Publisher
 
-    with recorded_run(config, "load postgres") as (summary, _):
-        step = Step("load", dataset="postgres")
-        loaded = measured(
-            summary,
-            step,
-            config.settings.memory_limit,
-            lambda: load(config.settings, dsn_or_env(dsn), schema=schema, tables=tables),
-        )
-        for table in loaded or []:
-            step.rows += table.rows
-            logger.info("%s: %s rows", table.table, f"{table.rows:,}")
+    budget = config.settings.memory_limit
+    with (
+        recorded_run(config, "load postgres") as (summary, _),
+        Publisher(config.settings, dsn_or_env(dsn), schema=schema, force=force) as publisher,
+    ):
+        for obj in publisher.chosen(tables):
+            step = Step("load", dataset="postgres", file=obj.qualified)
+            done = measured(summary, step, budget, lambda o=obj: publisher.publish(o))
+            if done is not None:  # each table's outcome and its reason are logged by the publisher
+                step.rows, step.status = done.rows, "skipped" if done.status == "skipped" else "ok"
     return summary
 
 

@@ -56,11 +56,16 @@ class Settings:
 
 @dataclass
 class Dataset:
-    """One dataset of etl.toml: its name, its kind of source, and that source's options."""
+    """One dataset of etl.toml: its name, its kind of source, that source's options, and its label policy.
+
+    `labels`: "text" (default) gives the staging views their decoded label columns; "codes" keeps the codes only
+    (see etl/dictionary.py).
+    """
 
     name: str
     kind: str
     options: Any
+    labels: str = "text"
 
 
 @dataclass
@@ -189,6 +194,10 @@ def load_config(
             raise ConfigError(f"{where}: missing key 'kind'")
         table = dict(table)
         kind = table.pop("kind")
+        labels = table.pop("labels", "text")
+        if labels not in ("text", "codes"):
+            raise ConfigError(f'{where}.labels must be "text" or "codes", not {labels!r}')
         source = get_source(kind, where)
-        datasets[name] = Dataset(name=name, kind=kind, options=build_options(source.Options, table, where))
+        options = build_options(source.Options, table, where)
+        datasets[name] = Dataset(name=name, kind=kind, options=options, labels=labels)
     return Config(settings=settings, datasets=datasets, sections=doc, path=path)

@@ -304,7 +304,8 @@ class Pipeline:
 
             views = self.views()
             transforms = self.transforms(views)
-            build_warehouse(self.settings, views, transforms)
+            labels = {ds.name: ds.labels for ds in self.config.datasets.values()}
+            build_warehouse(self.settings, views, transforms, labels)
             step.rows = len(views)
             return sum(len(files) for files in transforms.values())
 

@@ -50,6 +50,15 @@ CREATE TABLE IF NOT EXISTS steps (
     seconds REAL, peak_rss_mb REAL, over_budget INTEGER,
     error TEXT
 );
+CREATE TABLE IF NOT EXISTS published (
+    destination TEXT NOT NULL,     -- PostgreSQL host:port/database
+    target TEXT NOT NULL,          -- schema.table there
+    source TEXT NOT NULL,          -- the warehouse's table or view
+    fingerprint TEXT NOT NULL,     -- of its definition, inputs and columns when loaded
+    rows INTEGER,
+    loaded_at REAL NOT NULL,
+    PRIMARY KEY (destination, target)
+);
 """
 
 
@@ -215,6 +224,22 @@ class StateStore:
         cur = self.db.execute("SELECT * FROM steps WHERE run_id = ? ORDER BY rowid", (run_id,))
         names = [d[0] for d in cur.description]
         return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+    # published: warehouse objects loaded into PostgreSQL
+    def get_published(self, destination: str, target: str) -> dict[str, Any] | None:
+        cur = self.db.execute(
+            "SELECT * FROM published WHERE destination = ? AND target = ?", (destination, target)
+        )
+        row = cur.fetchone()
+        return dict(zip([d[0] for d in cur.description], row, strict=True)) if row else None
+
+    def put_published(self, destination: str, target: str, source: str, fingerprint: str, rows: int) -> None:
+        self.db.execute(
+            "INSERT INTO published VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (destination, target) DO UPDATE SET "
+            "source = excluded.source, fingerprint = excluded.fingerprint, rows = excluded.rows, "
+            "loaded_at = excluded.loaded_at",
+            (destination, target, source, fingerprint, rows, time.time()),
+        )
 
 
 def status(path: Path, runs: int = 10) -> dict[str, Any]:

@@ -65,7 +65,7 @@ class Summary:
             "run_id": self.run_id,
             "started_at": self.started_at,
             "status": "interrupted" if self.interrupted else "failed" if self.failed else "ok",
-            "rows": sum(s.rows for s in done if s.step == "convert"),
+            "rows": sum(s.rows for s in done if s.step in ("convert", "load")),
             "rejected": sum(s.rejected for s in done if s.step == "convert"),
             "bytes": sum(s.bytes for s in done if s.step == "convert"),
             "seconds": round(sum(s.seconds for s in self.steps), 3),

@@ -3,7 +3,8 @@
 A transform folder (sql/<kind>/, sql/<dataset>/) holds files run in name order. `NNN_name.sql` runs in DuckDB
 with the dataset's schema as the default. `NNN_name.py` defines `transform(tables) -> polars.LazyFrame`, where
 `tables` maps the dataset's table names to lazy scans of their Parquet; the result is sunk by the streaming
-engine to data/marts/<dataset>/<name>.parquet and becomes the view `<dataset>.<name>`.
+engine to data/marts/<dataset>/<name>.parquet and becomes the view `<dataset>.<name>`. `NNN_name.csv` is a data
+dictionary of the views before it (etl/dictionary.py): column comments, and the dataset's label policy.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from pathlib import Path
 import duckdb
 
 from etl.config import Settings
+from etl.dictionary import apply_dictionary
 from etl.errors import LoadError
 from etl.files import atomic_path
 from etl.memory import MB
+from etl.reference import load_reference
 from etl.sinks.duckdb import (
     WAREHOUSE_RESERVE,
     WAREHOUSE_SHARE,
@@ -36,12 +39,17 @@ from etl.sinks.parquet import row_group_bytes
 logger = logging.getLogger(__name__)
 
 
-def build_warehouse(settings: Settings, views: list[View], transforms: dict[str, list[Path]]) -> Path:
+def build_warehouse(
+    settings: Settings,
+    views: list[View],
+    transforms: dict[str, list[Path]],
+    labels: dict[str, str] | None = None,
+) -> Path:
     """Build the warehouse into a temporary file and rename it into place.
 
     A notebook holding the old file open keeps reading the old, complete version; new connections see the new one.
     `transforms` maps a schema to its transform files (SQL, or Python with Polars), run in order with that schema
-    as the default. A failing file stops its dataset; the others still run so that every error is reported, and
+    as the default, under the schema's label policy (`labels`, default "text"). A failing file stops its dataset; the others still run so that every error is reported, and
     then the new warehouse is discarded: the previous one stays in place. Tables the transforms create (marts)
     are also exported as Parquet under data/marts/<dataset>/.
     """
@@ -51,12 +59,20 @@ def build_warehouse(settings: Settings, views: list[View], transforms: dict[str,
         con = connect(settings, tmp, share=WAREHOUSE_SHARE, reserve=WAREHOUSE_RESERVE)
         try:
             create_views(con, views)
+            load_reference(con)  # ref.municipios, ref.cid10, …: staging SQL joins them
             for schema, files in transforms.items():
                 con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
                 con.execute(f"SET schema = {quote_literal(schema)}")
                 try:
                     for path in files:
-                        run_transform(con, settings, schema, path, [v for v in views if v.schema == schema])
+                        run_transform(
+                            con,
+                            settings,
+                            schema,
+                            path,
+                            [v for v in views if v.schema == schema],
+                            (labels or {}).get(schema, "text"),
+                        )
                 except LoadError as e:
                     errors.append(e)
                 con.execute("SET schema = 'main'")
@@ -86,10 +102,17 @@ def marts_dir(settings: Settings, schema: str) -> Path:
 
 
 def run_transform(
-    con: duckdb.DuckDBPyConnection, settings: Settings, schema: str, path: Path, views: list[View]
+    con: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    schema: str,
+    path: Path,
+    views: list[View],
+    labels: str = "text",
 ) -> None:
     if path.suffix == ".py":
         run_polars_file(con, settings, schema, path, views)
+    elif path.suffix == ".csv":
+        apply_dictionary(con, schema, path, labels)
     else:
         run_sql_file(con, path)
 

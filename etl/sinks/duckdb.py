@@ -70,8 +70,10 @@ class View:
 
 
 def transform_files(folder: Path) -> list[Path]:
-    """A transform folder's files in name order: NNN_name.sql (DuckDB) and NNN_name.py (Polars)."""
-    return sorted(p for p in folder.iterdir() if p.suffix in (".sql", ".py")) if folder.is_dir() else []
+    """A transform folder's files in name order: NNN_name.sql (DuckDB), .py (Polars), .csv (data dictionary)."""
+    return (
+        sorted(p for p in folder.iterdir() if p.suffix in (".sql", ".py", ".csv")) if folder.is_dir() else []
+    )
 
 
 def create_views(con: duckdb.DuckDBPyConnection, views: list[View]) -> None:

@@ -101,8 +101,10 @@ def options_for_file(path: Path, given: dict[str, Any]) -> dict[str, Any]:
 
 
 def sql_folders(dataset: Dataset) -> list[str]:
-    """sql/datasus/ for every DATASUS dataset, then sql/datasus/<system>_<group>/ for its group's views."""
-    return ["datasus", f"datasus/{dataset.options.system.lower()}_{dataset.options.group.lower()}"]
+    """sql/datasus/ for every DATASUS dataset, then its system's views (sql/datasus/<system>/: SINAN's, one for all
+    its diseases) and its group's (sql/datasus/<system>_<group>/); a folder that does not exist holds nothing."""
+    system, group = dataset.options.system.lower(), dataset.options.group.lower()
+    return ["datasus", f"datasus/{system}", f"datasus/{system}_{group}"]
 
 
 def acquire(dataset: Dataset, raw_dir: Path, ctx: Context) -> list[Path]:

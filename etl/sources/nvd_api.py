@@ -42,25 +42,36 @@ CHUNK = 1 << 20
 
 
 class RateLimiter:
-    """At most `limit` requests in any rolling `window` seconds (NVD: 5 per 30 s, 50 with an API key)."""
+    """At most `limit` requests in any rolling `window` seconds (NVD: 5 per 30 s, 50 with an API key).
+
+    A request counts from when it is sent until its answer's headers arrive (`answered()`, called by the thread
+    that sent it): the server counts it at some moment in between, so a slow network, a busy server or this
+    process's own threads delaying the send can never put more than `limit` arrivals in one of its windows.
+    """
 
     def __init__(self, limit: int, window: float):
         self.limit, self.window = limit, window
-        # The server's clock decides: a margin for the time a request takes to reach it.
         self.margin = 0.05 + window * 0.01
-        self.sent: collections.deque[float] = collections.deque()
+        self.sent: collections.deque[list[float]] = collections.deque()
         self.lock = threading.Lock()
+        self.mine = threading.local()
 
     def wait(self) -> None:
         """Block until one more request fits in the window, and count it."""
         with self.lock:
             now = time.monotonic()
-            while self.sent and now - self.sent[0] >= self.window:
+            while self.sent and now - self.sent[0][0] >= self.window:
                 self.sent.popleft()
             if len(self.sent) >= self.limit:
-                time.sleep(self.window - (now - self.sent[0]) + self.margin)
+                time.sleep(max(0.0, self.window - (now - self.sent[0][0])) + self.margin)
                 self.sent.popleft()
-            self.sent.append(time.monotonic())
+            self.mine.stamp = [time.monotonic()]
+            self.sent.append(self.mine.stamp)
+
+    def answered(self) -> None:
+        """The request this thread sent last was answered: it counts from now."""
+        with self.lock:
+            self.mine.stamp[0] = time.monotonic()
 
 
 _limiters: dict[tuple[str, int, float], RateLimiter] = {}
@@ -144,6 +155,7 @@ class Client:
 
     def _fetch_once(self, params: dict, dest: Path, where: str) -> PageInfo:
         with self.session.get(self.base_url, params=params, timeout=self.timeout, stream=True) as r:
+            self.limiter.answered()
             if r.status_code in RETRY_STATUS:
                 raise _Retry(f"HTTP {r.status_code} {r.reason}", r.headers.get("Retry-After"))
             if r.status_code >= 400:

@@ -40,7 +40,7 @@ def test_fetch_converts_the_selection_once_and_scan_gives_its_staged_rows(notebo
 
     admissions = datasus.scan("SIH", "RD", states=["SP"], years=[2023])
     assert isinstance(admissions, pl.LazyFrame)
-    assert {"n_aih", "sexo", "idade_anos", "raca_cor", "uf_residencia", "_source_file"} <= set(
+    assert {"N_AIH", "sexo", "idade_anos", "raca_cor", "uf_residencia", "_source_file"} <= set(
         admissions.collect_schema().names()
     )
     by_file = admissions.group_by("_source_file").len().sort("_source_file").collect()
