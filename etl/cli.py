@@ -354,6 +354,10 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
                 "status": [r["status"] for r in runs],
             }
         )
+    for step in data["last_run_failures"]:
+        print(
+            f"run {runs[0]['id']} failed: {step['step']} {step['file'] or step['dataset'] or ''}: {step['error']}"
+        )
     return EXIT_OK
 
 

@@ -158,12 +158,15 @@ def test_status_shows_runs_with_their_figures_and_convert_commands_too(etl, tmp_
     assert r.code == 0
     header = next(line for line in r.out.splitlines() if line.startswith("run "))
     assert header.split() == ["run", "command", "started", "seconds", "rows", "failed", "status"]
-    runs = [line.split() for line in r.out.splitlines()[r.out.splitlines().index(header) + 2 :]]
+    lines = r.out.splitlines()
+    runs = [line.split() for line in lines[lines.index(header) + 2 :] if line[:1].isdigit()]
     assert [(row[0], row[1], row[2], row[-3], row[-2], row[-1]) for row in runs] == [
         ("2", "convert", "csv", "0", "1", "failed"),
         ("1", "convert", "csv", "2", "0", "ok"),
     ]
+    assert "run 2 failed: convert nothere.csv: nothere.csv: file not found. Check the path" in r.out
     data = json.loads(etl("--json", "status").out)
+    assert [s["file"] for s in data["last_run_failures"]] == ["nothere.csv"]
     last = data["runs"][1]
     assert last["command"] == "convert csv" and last["status"] == "ok" and last["rows"] == 2
     assert last["summary"]["rows"] == 2 and last["summary"]["failed"] == 0  # JSON, not a JSON string
