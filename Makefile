@@ -15,10 +15,13 @@ JUPYTER_IP ?= 127.0.0.1
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
+# uv installs the packages (seconds where pip takes minutes); pip only installs uv itself into the venv.
+UV := $(BIN)/uv pip install --quiet --python $(BIN)/python
+
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[$(EXTRAS)]'
+	$(BIN)/pip install --quiet uv
+	$(UV) -e '.[$(EXTRAS)]'
 	touch $(STAMP)
 
 setup: $(STAMP) ## Create .venv and install etl with every extra (postgres, stat, report, dev)
@@ -33,7 +36,7 @@ test-fast: $(STAMP) ## Run the tests, skipping those marked slow
 	$(BIN)/pytest -n auto --dist loadfile -m "not slow"
 
 bench: $(STAMP) ## Run the benchmarks; tables go to benchmarks/results/
-	$(BIN)/pip install --quiet -e '.[$(EXTRAS),bench]'
+	$(UV) -e '.[$(EXTRAS),bench]'
 	$(BIN)/python -m benchmarks
 
 lint: $(STAMP) ## Check code style with ruff
@@ -45,7 +48,7 @@ format: $(STAMP) ## Reformat the code with ruff
 	$(BIN)/ruff format etl tests benchmarks
 
 $(EXPLORE_STAMP): $(STAMP)
-	$(BIN)/pip install --quiet -e '.[$(EXTRAS),explore]'
+	$(UV) -e '.[$(EXTRAS),explore]'
 	touch $(EXPLORE_STAMP)
 
 notebooks: $(EXPLORE_STAMP) ## Start Jupyter Lab on notebooks/ (installs it into .venv the first time)

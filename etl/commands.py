@@ -64,8 +64,16 @@ def convert_files(
 
     with recorded_run(config, f"convert {kind}") as (summary, _):
         ctx = Context(settings=config.settings, base_dir=Path.cwd(), progress=progress)
-        for path in inputs:
+        # A source may expand an input (`etl convert nvd DIR`: the complete sync windows a fetch wrote there),
+        # naming the parts it skips and why.
+        expanded = source.convert_inputs(inputs) if hasattr(source, "convert_inputs") else []
+        for path, skipped in expanded or [(p, None) for p in inputs]:
             step = Step("convert", dataset=kind, file=str(path))
+            if skipped:
+                step.status, step.error = "skipped", skipped
+                summary.steps.append(step)
+                logger.warning("%s: skipped: %s", path, skipped)
+                continue
             result = measured(summary, step, config.settings.memory_limit, lambda p=path: convert(p, ctx))
             if result is not None:
                 step.rows, step.rejected, step.bytes = result.rows_out, result.rows_rejected, result.bytes_out

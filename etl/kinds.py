@@ -13,12 +13,17 @@ from types import ModuleType
 from etl.errors import ConfigError
 
 KINDS = {
+    "cnv": "etl.sources.cnv",
     "csv": "etl.sources.csv",
     "dbf": "etl.sources.dbf",
     "dbc": "etl.sources.dbc",
     "datasus": "etl.sources.datasus",
     "nvd": "etl.sources.nvd",
     "stat": "etl.sources.stat",
+    "kev": "etl.sources.kev",
+    "epss": "etl.sources.epss",
+    "cwe": "etl.sources.cwe",
+    "nvd_history": "etl.sources.nvd_history",
 }
 
 

@@ -15,12 +15,14 @@ import hashlib
 import io
 import json
 import logging
+import queue
 import re
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
+import duckdb
 import psycopg
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -29,12 +31,10 @@ from psycopg import sql
 from etl.config import Settings
 from etl.errors import ConfigError, LoadError
 from etl.memory import batch_rows
+from etl.reference import SCHEMA as REF_SCHEMA
 from etl.sinks.duckdb import connect, quote_ident
 from etl.sinks.lineage import WarehouseObject, catalogue, fingerprint
 from etl.state import StateStore
-
-if TYPE_CHECKING:
-    import duckdb
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +65,10 @@ class Published:
     reason: str
     rows: int = 0
     seconds: float = 0.0
+
+
+def _first_line(e: Exception) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
 
 
 def mask(dsn: str) -> str:
@@ -157,8 +161,11 @@ def pg_column(column: str, t: duckdb.DuckDBPyType) -> tuple[str, str]:
 
 
 def default_tables(objects: dict[str, WarehouseObject]) -> list[WarehouseObject]:
-    """Every dataset table and mart: all but the staging views (`stg_*`) and main's `<dataset>` aliases."""
-    return [o for o in objects.values() if o.schema != "main" and not o.name.startswith("stg_")]
+    """Every dataset table and mart: all but the staging views (`stg_*`), main's `<dataset>` aliases and the
+    reference tables (schema `ref`, loaded when named)."""
+    return [
+        o for o in objects.values() if o.schema not in ("main", REF_SCHEMA) and not o.name.startswith("stg_")
+    ]
 
 
 def choose(objects: dict[str, WarehouseObject], names: list[str] | None) -> list[WarehouseObject]:
@@ -196,7 +203,7 @@ class Publisher:
         except psycopg.Error as e:
             self.duck.close()
             raise LoadError(
-                f"cannot connect to {mask(dsn)}: {str(e).strip().splitlines()[0]}",
+                f"cannot connect to {mask(dsn)}: {_first_line(e)}",
                 hint="Check the DSN (ETL_PG_DSN) and that the server is up",
             ) from None
         info = self.pg.info
@@ -230,12 +237,20 @@ class Publisher:
         """Load one table or view, unless its inputs are those of its last load into this database."""
         start = time.perf_counter()
         target = target_name(obj)
-        relation = self.duck.sql(f"SELECT * FROM {obj.ident}")
-        columns = [(c, *pg_column(c, t)) for c, t in zip(relation.columns, relation.types, strict=True)]
-        comments = self._column_comments(obj)
-        digest = hashlib.sha256(
-            json.dumps([fingerprint(self.duck, obj, self.objects), columns, obj.comment, comments]).encode()
-        ).hexdigest()
+        try:
+            relation = self.duck.sql(f"SELECT * FROM {obj.ident}")
+            columns = [(c, *pg_column(c, t)) for c, t in zip(relation.columns, relation.types, strict=True)]
+            comments = self._column_comments(obj)
+            digest = hashlib.sha256(
+                json.dumps(
+                    [fingerprint(self.duck, obj, self.objects), columns, obj.comment, comments]
+                ).encode()
+            ).hexdigest()
+        except duckdb.Error as e:
+            raise LoadError(
+                f"cannot read {obj.qualified} in the warehouse: {_first_line(e)}",
+                hint="Rebuild the warehouse (`etl run` or `etl transform`) and check its SQL",
+            ) from None
         qualified = f"{self.schema}.{target}"
         reason = self._reason(target, digest)
         if reason.startswith("unchanged"):
@@ -287,14 +302,11 @@ class Publisher:
                 cur.execute(sql.SQL("DROP TABLE IF EXISTS {}.{}").format(schema, staging))
                 cur.execute(sql.SQL("CREATE TABLE {}.{} ({})").format(schema, staging, col_defs))
                 copy_sql = sql.SQL("COPY {}.{} FROM STDIN (FORMAT csv)").format(schema, staging)
+                reader = self.duck.sql(f"SELECT {select} FROM {obj.ident}").to_arrow_reader(per_batch)
                 with cur.copy(copy_sql) as copy:
-                    for batch in self.duck.sql(f"SELECT {select} FROM {obj.ident}").to_arrow_reader(
-                        per_batch
-                    ):
-                        buf = io.BytesIO()
-                        pacsv.write_csv(pa.Table.from_batches([batch]), buf, options)
-                        copy.write(buf.getbuffer())
-                        rows += batch.num_rows
+                    for block, n in _csv_blocks(reader, options):
+                        copy.write(block)
+                        rows += n
                 if obj.comment:
                     cur.execute(
                         sql.SQL("COMMENT ON TABLE {}.{} IS {}").format(
@@ -309,13 +321,60 @@ class Publisher:
                     )
                 cur.execute(sql.SQL("DROP TABLE IF EXISTS {}.{}").format(schema, ident(target)))
                 cur.execute(sql.SQL("ALTER TABLE {}.{} RENAME TO {}").format(schema, staging, ident(target)))
-        except psycopg.Error as e:
+        except (psycopg.Error, duckdb.Error) as e:  # DuckDB's: a Parquet file gone or unreadable mid-load
             raise LoadError(
-                f"loading {obj.qualified} failed, nothing was changed: {str(e).strip().splitlines()[0]}",
+                f"loading {obj.qualified} failed, nothing was changed: {_first_line(e)}",
                 file=f"{self.schema}.{target}",
-                hint="Check the server, then run the load again",
+                hint="Check the server and the warehouse's files, then run the load again",
             ) from None
         return rows
+
+
+_DONE = object()
+
+
+def _csv_blocks(
+    reader: pa.RecordBatchReader, options: pacsv.WriteOptions
+) -> Iterator[tuple[memoryview, int]]:
+    """The reader's batches as CSV blocks (and their rows), made in a thread of their own.
+
+    DuckDB and pyarrow release the GIL, so the next block is read and written while this one goes to the server;
+    at most two blocks wait, which bounds the memory.
+    """
+    blocks: queue.Queue = queue.Queue(maxsize=2)
+    stop = threading.Event()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                blocks.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                pass
+        return False
+
+    def produce() -> None:
+        try:
+            for batch in reader:
+                buf = io.BytesIO()
+                pacsv.write_csv(batch, buf, options)
+                if not put((buf.getbuffer(), batch.num_rows)):
+                    return
+        except BaseException as e:  # handed to the consumer, which raises it
+            put(e)
+            return
+        put(_DONE)
+
+    worker = threading.Thread(target=produce, name="csv-blocks", daemon=True)
+    worker.start()
+    try:
+        while (item := blocks.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join()
 
 
 def load(

@@ -14,6 +14,8 @@ A source module (etl/sources/<kind>.py, registered in etl.kinds.KINDS) provides:
   rejected rows under ``out_dir/_rejects/``. Written atomically, with lineage columns.
 - optionally ``read_batches(path, …) -> Iterator[pyarrow.RecordBatch]``, the reader contract, and
   ``sql_folders(dataset) -> list[str]``: the folders under sql/ whose files transform the dataset (default: the kind).
+- optionally ``convert_inputs(paths) -> list[(path, reason | None)]``: what `etl convert KIND` converts for its
+  inputs (a folder may stand for several), with the reason it skips one.
 - ``acquire`` may raise ``FetchFailures`` carrying the files it did fetch: the run converts those, and records
   each failed file.
 """

@@ -46,8 +46,13 @@ class Options:
     keep_raw: bool = field(default=True, metadata={"help": "keep each .dbc once its Parquet is written"})
     encoding: str = field(default="latin-1", metadata={"help": "text encoding of the files"})
     column_encodings: dict[str, str] = field(default_factory=dict, metadata={"help": "per-column encodings"})
-    sample: bool = field(default=False, metadata={"help": "generate sample SIH RD files instead of fetching"})
-    sample_rows: int = field(default=30_000, metadata={"help": "records per generated sample file"})
+    sample: bool = field(
+        default=False, metadata={"help": "generate sample files of the system's group instead of fetching"}
+    )
+    sample_rows: int | None = field(
+        default=None,
+        metadata={"help": "records in all the generated sample files (default: the sample's own)"},
+    )
     paths: list[str] = field(
         default_factory=list, metadata={"help": "local .dbc/.zip files instead of fetching"}
     )
@@ -113,7 +118,7 @@ def acquire(dataset: Dataset, raw_dir: Path, ctx: Context) -> list[Path]:
         from etl.samples.datasus import write_sample
 
         ctx.settings.tmp_dir.mkdir(parents=True, exist_ok=True)
-        return write_sample(raw_dir, ctx.settings.tmp_dir, rows=opts.sample_rows)
+        return write_sample(raw_dir, ctx.settings.tmp_dir, opts.system, opts.group, rows=opts.sample_rows)
     if opts.paths:
         return [
             p for f in local_files(opts.paths, ctx) for p in (extract_zip(f, raw_dir) if _is_zip(f) else [f])

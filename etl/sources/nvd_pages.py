@@ -9,18 +9,20 @@ from pathlib import Path
 from etl.files import atomic_path
 
 COMPLETE = "_complete"  # marker the fetch writes once every page of a window is on disk
+WINDOW_META = "_window.json"  # the fetch's record of a window's query (etl/sources/nvd_api.py)
+FULL = "full"  # the window folder of a full sync
 
 
-def write_page(path: Path, vulnerabilities: list[dict], start_index: int, total: int) -> Path:
-    """A page as NVD's API returns it (used by the sample generator and tests)."""
+def write_page(path: Path, items: list[dict], start_index: int, total: int, *, history: bool = False) -> Path:
+    """A page as NVD's CVE API (or, with history, its Change History API) returns it (samples and tests)."""
     page = {
-        "resultsPerPage": len(vulnerabilities),
+        "resultsPerPage": len(items),
         "startIndex": start_index,
         "totalResults": total,
-        "format": "NVD_CVE",
+        "format": "NVD_CVEHistory" if history else "NVD_CVE",
         "version": "2.0",
         "timestamp": "2026-11-01T00:00:00.000",
-        "vulnerabilities": vulnerabilities,
+        "cveChanges" if history else "vulnerabilities": items,
     }
     with atomic_path(path) as tmp, gzip.open(tmp, "wt", encoding="utf-8") as f:
         json.dump(page, f)
