@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Every extra: the optional features (postgres, stat, report) and the tests' tools (dev).
+EXTRAS := dev,postgres,stat,report
 EXPLORE_STAMP := $(VENV)/.explore-installed
 # Jupyter listens here; JUPYTER_IP=0.0.0.0 to reach it from outside a container.
 JUPYTER_IP ?= 127.0.0.1
@@ -19,10 +21,10 @@ UV := $(BIN)/uv pip install --quiet --python $(BIN)/python
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet uv
-	$(UV) -e '.[dev]'
+	$(UV) -e '.[$(EXTRAS)]'
 	touch $(STAMP)
 
-setup: $(STAMP) ## Create .venv and install etl with its dev extras
+setup: $(STAMP) ## Create .venv and install etl with every extra (postgres, stat, report, dev)
 
 etl: $(STAMP) ## Run the whole pipeline on etl.toml (generates sample inputs when missing)
 	$(BIN)/etl --config etl.toml run
@@ -34,7 +36,7 @@ test-fast: $(STAMP) ## Run the tests, skipping those marked slow
 	$(BIN)/pytest -n auto --dist loadfile -m "not slow"
 
 bench: $(STAMP) ## Run the benchmarks; tables go to benchmarks/results/
-	$(UV) -e '.[dev,bench]'
+	$(UV) -e '.[$(EXTRAS),bench]'
 	$(BIN)/python -m benchmarks
 
 lint: $(STAMP) ## Check code style with ruff
@@ -46,7 +48,7 @@ format: $(STAMP) ## Reformat the code with ruff
 	$(BIN)/ruff format etl tests benchmarks
 
 $(EXPLORE_STAMP): $(STAMP)
-	$(UV) -e '.[dev,explore]'
+	$(UV) -e '.[$(EXTRAS),explore]'
 	touch $(EXPLORE_STAMP)
 
 notebooks: $(EXPLORE_STAMP) ## Start Jupyter Lab on notebooks/ (installs it into .venv the first time)

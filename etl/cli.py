@@ -18,6 +18,7 @@ from etl.datasus import cli as datasus_cli
 from etl.errors import EtlError
 from etl.kinds import KINDS, command_options, get_source
 from etl.memory import check_budget, parse_size
+from etl.progress import logging_through_bars
 
 logger = logging.getLogger("etl")
 
@@ -85,7 +86,11 @@ def named_kind(argv: list[str]) -> str | None:
 
 def build_parser(kind_only: str | None = None) -> argparse.ArgumentParser:
     """The CLI's parser; with kind_only, only that kind's module is imported (the others' libraries cost memory)."""
-    p = argparse.ArgumentParser(prog="etl", description="Out-of-core ETL for large public data sets.")
+    p = argparse.ArgumentParser(
+        prog="etl",
+        description="Out-of-core ETL for large public data sets.",
+        epilog="exit codes: 0 all done, 1 something failed, 2 usage error, 130 interrupted",
+    )
     p.add_argument(
         "--config", type=Path, default=None, help="pipeline config (default: ./etl.toml if present)"
     )
@@ -181,8 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(args)
     try:
         config = make_config(args)
-        handler = COMMANDS[args.command]
-        return handler(args, config)
+        with logging_through_bars(args.quiet):
+            return COMMANDS[args.command](args, config)
     except EtlError as e:
         print(f"etl: error: {e}", file=sys.stderr)
         return EXIT_FAILED
@@ -209,14 +214,33 @@ def _report(args: argparse.Namespace, summary) -> int:
     return EXIT_FAILED if summary.failed else EXIT_OK
 
 
+def _where_next(args: argparse.Namespace, config: Config, summary) -> None:
+    """After a run: where its outputs are, and the commands to try next."""
+    if args.json or args.quiet or not config.settings.warehouse.exists():
+        return
+    from etl.summary import shown
+
+    s = config.settings
+    print(
+        f"outputs: {shown(s.parquet_dir)}/ (Parquet), {shown(s.warehouse)} (DuckDB views and marts), "
+        f"{shown(s.reports_dir / f'run-{summary.run_id}.json')} (this run's figures)\n"
+        "next: etl sql 'SHOW ALL TABLES' lists the tables; etl status shows the files and runs; "
+        "etl report draws this run",
+        file=sys.stderr,
+    )
+
+
 def cmd_run(args: argparse.Namespace, config: Config) -> int:
     from etl.pipeline import Pipeline
 
     pipeline = Pipeline(config, progress=_progress(args), force=args.force)
     try:
-        return _report(args, pipeline.run(args.only))
+        summary = pipeline.run(args.only)
     finally:
         pipeline.close()
+    code = _report(args, summary)
+    _where_next(args, config, summary)
+    return code
 
 
 def cmd_transform(args: argparse.Namespace, config: Config) -> int:
@@ -319,6 +343,10 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
                 "failed": [r["failed"] for r in runs],
                 "status": [r["status"] for r in runs],
             }
+        )
+    for step in data["last_run_failures"]:
+        print(
+            f"run {runs[0]['id']} failed: {step['step']} {step['file'] or step['dataset'] or ''}: {step['error']}"
         )
     return EXIT_OK
 

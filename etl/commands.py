@@ -14,6 +14,7 @@ from typing import Any
 
 from etl.config import Config, Dataset, build_options
 from etl.errors import EtlError, SourceError
+from etl.extras import require
 from etl.kinds import get_source
 from etl.memory import MB
 from etl.sources import Context
@@ -130,6 +131,7 @@ def fetch(config: Config, kind: str, options: Any, out: Path | None = None, *, p
 
 def dsn_or_env(dsn: str | None) -> str:
     """The DSN given, else $ETL_PG_DSN."""
+    require("psycopg")
     from etl.sinks.postgres import DEFAULT_DSN_ENV
 
     dsn = dsn or os.environ.get(DEFAULT_DSN_ENV)
@@ -147,6 +149,7 @@ def load_postgres(
 ) -> Summary:
     """`etl load postgres`: warehouse tables and views into PostgreSQL, each swapped in atomically; a table
     whose inputs are unchanged since its last load is skipped unless `force`."""
+    require("psycopg")
     from etl.sinks.postgres import Publisher
 
     budget = config.settings.memory_limit
@@ -166,6 +169,7 @@ def extract_postgres(
     config: Config, dsn: str | None, out: Path, *, table: str | None = None, query: str | None = None
 ) -> Summary:
     """`etl extract postgres`: a table or query streamed to Parquet under out."""
+    require("psycopg")
     from etl.sources.postgres import extract
 
     with writing(config, out), recorded_run(config, "extract postgres") as (summary, _):

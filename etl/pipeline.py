@@ -15,13 +15,14 @@ from typing import TYPE_CHECKING
 
 from etl.config import Config, Dataset
 from etl.errors import EtlError, FetchFailures
+from etl.extras import require
 from etl.files import crc32, remove_partials
 from etl.kinds import get_source
 from etl.lock import WriterLock
 from etl.memory import MB
 from etl.sources import Context, ConvertResult, local_files
 from etl.state import FileRecord, StateStore
-from etl.summary import Step, Summary, log_converted, log_findings, measured, record
+from etl.summary import Step, Summary, log_converted, log_findings, measured, record, shown
 
 if TYPE_CHECKING:  # DuckDB is imported only by the steps that use it: a conversion's RSS need not carry it
     from etl.sinks import duckdb as warehouse
@@ -123,11 +124,13 @@ class Pipeline:
         import os
 
         from etl.config import build_options
-        from etl.sinks.postgres import PublishOptions, load
 
         step = Step("publish", dataset="postgres")
 
         def publish() -> None:
+            require("psycopg")
+            from etl.sinks.postgres import PublishOptions, load
+
             opts = build_options(
                 PublishOptions, self.config.sections["publish"]["postgres"], "[publish.postgres]"
             )
@@ -375,11 +378,20 @@ class Pipeline:
             logger.info("warehouse: its inputs are unchanged, kept as built (`etl transform` rebuilds it)")
             return
 
-        def build() -> None:
+        def build() -> bool:
             from etl.transform import build_warehouse
 
             build_warehouse(self.settings, views, transforms, labels)
             step.rows = len(views)
             self.state.set_cursor(WAREHOUSE_CURSOR, digest)
+            return True
 
-        measured(summary, step, self.settings.memory_limit, build)
+        if measured(summary, step, self.settings.memory_limit, build):
+            logger.info(
+                "warehouse %s: %d views, %d transform files, %.1f s, peak RSS %.0f MB",
+                shown(self.settings.warehouse),
+                step.rows,
+                sum(len(files) for files in transforms.values()),
+                step.seconds,
+                step.peak_rss_mb,
+            )

@@ -1,8 +1,14 @@
-"""Progress reporting: the library calls a Progress; the CLI decides how (or whether) it is shown."""
+"""Progress reporting: the library calls a Progress; the CLI decides how (or whether) it is shown.
+
+In a terminal the bars are tqdm's, and log lines are written through tqdm while a command runs, so that a line
+never lands inside a bar and a finished bar leaves nothing behind.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator
 
 
 class Progress:
@@ -50,6 +56,22 @@ class BarProgress(Progress):
         self._bar.close()
 
 
-def progress_factory(quiet: bool) -> type[Progress]:
+def bars_shown(quiet: bool) -> bool:
     """Bars only when stderr is a terminal and not --quiet."""
-    return Progress if quiet or not sys.stderr.isatty() else BarProgress
+    return not quiet and sys.stderr.isatty()
+
+
+def progress_factory(quiet: bool) -> type[Progress]:
+    return BarProgress if bars_shown(quiet) else Progress
+
+
+@contextlib.contextmanager
+def logging_through_bars(quiet: bool) -> Iterator[None]:
+    """While the block runs, log records are written above the bars (tqdm.write) rather than across them."""
+    if not bars_shown(quiet):
+        yield
+        return
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    with logging_redirect_tqdm():
+        yield

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from etl.config import Settings
 from etl.errors import EtlError
+from etl.extras import require
 from etl.files import atomic_path
 
 if TYPE_CHECKING:
@@ -97,7 +98,7 @@ def render(settings: Settings, *, run_id: int | None = None, as_html: bool = Fal
     """Write data/reports/run-<id>.png (and run-<id>.html) from that run's report."""
     report = choose(settings, run_id)
     png = settings.reports_dir / f"run-{report['run_id']}.png"
-    import matplotlib
+    matplotlib = require("matplotlib")
 
     matplotlib.use("Agg")  # a file, not a screen (a notebook's inline backend stays its own in plot())
     fig = plot(report)
@@ -123,7 +124,7 @@ def plot(report: dict[str, Any]) -> Figure:
     """Peak RSS against the budget and seconds, one bar per step (a notebook shows it inline, writing nothing)."""
     # matplotlib logs "building the font cache" on its first import in a new environment: not the user's concern.
     logging.getLogger("matplotlib").setLevel(logging.ERROR)
-    import matplotlib
+    matplotlib = require("matplotlib")
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

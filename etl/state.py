@@ -252,16 +252,19 @@ class StateStore:
 
 
 def status(path: Path, runs: int = 10) -> dict[str, Any]:
-    """What the state store knows: every file, the cursors, and the last runs with their figures."""
+    """What the state store knows: every file, the cursors, the last runs with their figures, and the steps
+    that failed in the last run (a file of `etl convert` is in no dataset's files)."""
     state = StateStore(path)
     try:
         files, cursors, recent = state.files(), state.cursors(), state.runs(runs)
+        failed = [s for s in state.steps(recent[0]["id"]) if s["status"] == "failed"] if recent else []
     finally:
         state.close()
     return {
         "files": [dataclasses.asdict(f) for f in files],
         "cursors": cursors,
         "runs": [_run_status(r) for r in recent],
+        "last_run_failures": failed,
     }
 
 

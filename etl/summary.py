@@ -80,11 +80,20 @@ class Summary:
         }
 
 
+def shown(path: Path) -> str:
+    """A path as a log line shows it: relative to the current folder when under it."""
+    path = Path(path)
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def figures(
     rows: int, rejected: int, nbytes: int, seconds: float, peak_rss_mb: float, rejects: Path | None = None
 ) -> str:
     """`1,234 rows, 5 rejected (to DIR), 1.2 MB, 0.8 s, peak RSS 180 MB`: the figures of a step or a run."""
-    where = f" (to {rejects})" if rejected and rejects else ""
+    where = f" (to {shown(rejects)})" if rejected and rejects else ""
     return (
         f"{rows:,} rows, {rejected:,} rejected{where}, {nbytes / MB:,.1f} MB, {seconds:,.1f} s, "
         f"peak RSS {peak_rss_mb:,.0f} MB"

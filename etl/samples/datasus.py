@@ -14,6 +14,7 @@ import bisect
 import datetime as dt
 import functools
 import itertools
+import logging
 import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from pathlib import Path
 
 from etl.sources.dbc import write_dbc
 from etl.sources.dbf import write_dbf
+
+logger = logging.getLogger(__name__)
 
 Field = tuple[str, str, int, int]
 
@@ -881,6 +884,7 @@ def write_sample(
         paths.append(path)
         if path.exists():
             continue
+        logger.info("generating the sample %s (%s records, once)", path.name, f"{count:,}")
         rng = random.Random(f"{system}{group}{seed + n}")
         dbf = Path(tmp_dir) / f"{path.stem}.sample.dbf"
         try:

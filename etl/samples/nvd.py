@@ -4,10 +4,13 @@ key names), CISA KEV fields, nested configurations, Rejected records, and 2026-s
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import random
 from pathlib import Path
 
 from etl.sources.nvd_pages import COMPLETE, write_page
+
+logger = logging.getLogger(__name__)
 
 VENDORS = [
     ("microsoft", "windows_10"),
@@ -267,6 +270,7 @@ def write_sample(folder: Path, pages: int = 6, per_page: int = 500) -> Path:
     folder = Path(folder)
     if (folder / COMPLETE).exists():
         return folder
+    logger.info("generating the sample NVD pages (%d of %d CVEs, once)", pages, per_page)
     folder.mkdir(parents=True, exist_ok=True)
     total = pages * per_page
     for p in range(pages):

@@ -86,9 +86,12 @@ def acquire(dataset: Dataset, raw_dir: Path, ctx: Context) -> list[Path]:
         from etl.samples.csv import write_sample
 
         name, rows = f"{dataset.name}.csv", opts.sample_rows
-        samples.ensure(
-            raw_dir, {"csv": rows}, lambda d: write_sample(d / name, rows=rows), ctx.settings.tmp_dir
-        )
+
+        def generate(folder: Path) -> None:
+            logger.info("%s: generating the sample CSV (%s rows, once)", dataset.name, f"{rows:,}")
+            write_sample(folder / name, rows=rows)
+
+        samples.ensure(raw_dir, {"csv": rows}, generate, ctx.settings.tmp_dir)
     default = [] if opts.urls else [str(raw_dir / "*.csv"), str(raw_dir / "*.csv.gz")]
     files = local_files(opts.paths or default, ctx)
     if opts.urls:

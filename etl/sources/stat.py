@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 
 from etl.config import Dataset
 from etl.errors import ConversionError, SourceError
+from etl.extras import require
 from etl.files import atomic_path
 from etl.memory import batch_rows
 from etl.sinks.parquet import ParquetSink, row_group_bytes, with_lineage
@@ -42,7 +43,7 @@ class Options:
 
 
 def _reader(path: Path):
-    import pyreadstat
+    pyreadstat = require("pyreadstat")
 
     name = READERS.get(path.suffix.lower())
     if name is None:
@@ -51,7 +52,7 @@ def _reader(path: Path):
 
 
 def convert_file(path: Path, out_dir: Path, dataset: Dataset, ctx: Context) -> ConvertResult:
-    import pyreadstat
+    pyreadstat = require("pyreadstat")
 
     path, opts = Path(path), dataset.options
     if not path.is_file():
