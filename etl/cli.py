@@ -320,29 +320,31 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
     print(f"state: {config.settings.state_db}")
     files = data["files"]
     show_rows(
+        files,
         {
-            "dataset": [f["dataset"] for f in files],
-            "file": [f["path"] for f in files],
-            "stage": [f["stage"] for f in files],
-            "rows": [f["rows_out"] for f in files],
-            "rejected": [f["rows_rejected"] for f in files],
-            "error": [(f["error"] or "")[:80] for f in files],
-        }
+            "dataset": "dataset",
+            "file": "path",
+            "stage": "stage",
+            "rows": "rows_out",
+            "rejected": "rows_rejected",
+            "error": lambda f: (f["error"] or "")[:80],
+        },
     )
     for name, value in data["cursors"].items():
         print(f"cursor {name}: {value}")
     runs = data["runs"]
     if runs:
         show_rows(
+            runs,
             {
-                "run": [r["id"] for r in runs],
-                "command": [r["command"] for r in runs],
-                "started": [r["started"] for r in runs],
-                "seconds": [r["seconds"] for r in runs],
-                "rows": [r["rows"] for r in runs],
-                "failed": [r["failed"] for r in runs],
-                "status": [r["status"] for r in runs],
-            }
+                "run": "id",
+                "command": "command",
+                "started": "started",
+                "seconds": "seconds",
+                "rows": "rows",
+                "failed": "failed",
+                "status": "status",
+            },
         )
     for step in data["last_run_failures"]:
         print(

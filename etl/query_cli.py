@@ -82,13 +82,14 @@ def cmd_tables(args: argparse.Namespace, config: Config) -> int:
 
 def _print_tables(found: list[query.Table]) -> None:
     show_rows(
+        found,
         {
-            "schema": [t.schema for t in found],
-            "name": [t.name for t in found],
-            "kind": [t.kind for t in found],
-            "rows": [t.rows for t in found],
-            "description": [t.description or t.error for t in found],
-        }
+            "schema": "schema",
+            "name": "name",
+            "kind": "kind",
+            "rows": "rows",
+            "description": lambda t: t.description or t.error,
+        },
     )
 
 
@@ -110,12 +111,13 @@ def _print_description(table: query.Table, columns: list[query.Column]) -> None:
     about = f" ({table.description})" if table.description else ""
     print(f"{table.schema}.{table.name}: {table.kind}, {table.rows:,} rows{about}")
     show_rows(
+        columns,
         {
-            "column": [c.name for c in columns],
-            "type": [c.type for c in columns],
-            "nullable": [c.nullable for c in columns],
-            "description": [c.description for c in columns],
-        }
+            "column": "name",
+            "type": "type",
+            "nullable": "nullable",
+            "description": "description",
+        },
     )
 
 

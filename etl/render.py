@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from collections.abc import Callable, Iterable
 from typing import Any
 
 
@@ -19,9 +20,16 @@ def show(relation: Any, max_rows: int) -> None:
     relation.show(max_width=width, max_rows=max_rows, null_value="NULL")
 
 
-def show_rows(columns: dict[str, list[Any]]) -> None:
-    """Print rows given column by column (name -> values) as aligned columns under their names."""
+def show_rows(records: Iterable[Any], columns: dict[str, str | Callable[[Any], Any]]) -> None:
+    """Print records (dicts or objects) as aligned columns: `columns` maps each heading to the record's field
+    name, or to a function of the record."""
     from tabulate import tabulate
 
-    rows = list(zip(*columns.values(), strict=True))
+    def getter(field: str | Callable[[Any], Any]) -> Callable[[Any], Any]:
+        if callable(field):
+            return field
+        return lambda r: r[field] if isinstance(r, dict) else getattr(r, field)
+
+    getters = [getter(f) for f in columns.values()]
+    rows = [[get(r) for get in getters] for r in records]
     print(tabulate(rows, headers=list(columns), tablefmt="simple", missingval="", disable_numparse=True))

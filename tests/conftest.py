@@ -48,6 +48,16 @@ def samples_dir() -> Path | None:
     return path if path.is_dir() else None
 
 
+def parquet_rows(path, sql="SELECT * FROM t"):
+    """The rows of `sql` over the Parquet at path (a file or a glob) as view `t`, timestamps in UTC."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(f"CREATE VIEW t AS SELECT * FROM '{path}'")
+    return con.sql(sql).fetchall()
+
+
 # Memory-bound tests run etl at this budget: a fresh install maps ~40 MB more library pages into each process
 # (file-backed RSS) than an older one, which leaves too little room at 256 MB.
 TEST_BUDGET_MB = 320

@@ -46,33 +46,36 @@ def handle(args: argparse.Namespace, config: Config) -> int:
     elif command == "systems":
         rows = data["systems"]
         show_rows(
+            rows,
             {
-                "system": [s["system"] for s in rows],
-                "name": [s["pt"] for s in rows],
-                "english": [s["en"] for s in rows],
-                "groups": [" ".join(s["groups"]) for s in rows],
-            }
+                "system": "system",
+                "name": "pt",
+                "english": "en",
+                "groups": lambda s: " ".join(s["groups"]),
+            },
         )
     elif command == "groups":
         rows = data["groups"]
         show_rows(
+            rows,
             {
-                "group": [g["group"] for g in rows],
-                "name": [g["pt"] for g in rows],
-                "english": [g["en"] for g in rows],
-                "files": [g["files"] for g in rows],
-                "staging view": [g["staging"] for g in rows],
-            }
+                "group": "group",
+                "name": "pt",
+                "english": "en",
+                "files": "files",
+                "staging view": "staging",
+            },
         )
     else:
         rows = data["files"]
         show_rows(
+            rows,
             {
-                "file": [f["name"] for f in rows],
-                "size": [f["size"] for f in rows],
-                "modified": [f["modified"] for f in rows],
-                "status": [f["status"] for f in rows],
-            }
+                "file": "name",
+                "size": "size",
+                "modified": "modified",
+                "status": "status",
+            },
         )
         counts = ", ".join(f"{n} {s}" for s, n in data["counts"].items() if n)
         print(

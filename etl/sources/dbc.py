@@ -26,7 +26,7 @@ import numpy as np
 
 from etl.config import Dataset
 from etl.errors import ConversionError, SourceError
-from etl.files import atomic_path, tmp_path
+from etl.files import atomic_path, crc32, tmp_path
 from etl.sources import Context, ConvertResult
 from etl.sources.dbf import convert_dbf
 
@@ -179,14 +179,6 @@ def dbc_to_dbf(dbc_path: Path, dbf_path: Path) -> Path:
     return Path(dbf_path)
 
 
-def _crc32(path: Path) -> int:
-    crc = 0
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            crc = zlib.crc32(block, crc)
-    return crc
-
-
 def write_dbc(dbf_path: Path, dbc_path: Path) -> Path:
     """Compress a .dbf into a .dbc that DATASUS tools read: literal-only implode, streamed in chunks."""
     dbf_path = Path(dbf_path)
@@ -195,7 +187,7 @@ def write_dbc(dbf_path: Path, dbc_path: Path) -> Path:
         f.seek(0)
         header = f.read(hlen)
     with atomic_path(Path(dbc_path)) as tmp, open(dbf_path, "rb") as src, open(tmp, "wb") as out:
-        out.write(header + struct.pack("<I", _crc32(dbf_path)) + IMPLODE_HEADER)
+        out.write(header + struct.pack("<I", crc32(dbf_path)) + IMPLODE_HEADER)
         src.seek(hlen)
         tail = np.zeros(0, np.uint8)  # bits not yet forming a whole byte
         while chunk := src.read(CHUNK):

@@ -117,7 +117,9 @@ def test_a_file_published_anew_is_converted_again_and_reported(etl, tmp_path, tr
         r = etl("--json", "run")  # nothing changed since: everything skipped, nothing revised
         report = json.loads(r.out)
         assert report["revised"] == []
-        assert [s["status"] for s in report["steps"] if s["step"] in ("convert", "warehouse")] == ["skipped"] * 3
+        assert [s["status"] for s in report["steps"] if s["step"] in ("convert", "warehouse")] == [
+            "skipped"
+        ] * 3
         assert json.loads(etl("--json", "datasus", "files", "SIH", "RD", "--changed").out)["files"] == []
 
 

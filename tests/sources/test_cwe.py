@@ -6,6 +6,7 @@ import zipfile
 import duckdb
 
 from etl.samples.cwe import write_sample
+from tests.conftest import parquet_rows as rows
 from tests.file_server import Files, serving
 
 XML = """<?xml version="1.0" encoding="UTF-8"?>
@@ -29,12 +30,6 @@ XML = """<?xml version="1.0" encoding="UTF-8"?>
   </Views>
 </Weakness_Catalog>
 """
-
-
-def rows(path, sql):
-    con = duckdb.connect()
-    con.execute(f"CREATE VIEW t AS SELECT * FROM '{path}'")
-    return con.sql(sql).fetchall()
 
 
 def test_mitres_csv_gives_ids_names_abstractions_and_statuses(etl, tmp_path):

@@ -7,13 +7,8 @@ import json
 import duckdb
 
 from etl.samples.epss import write_file
+from tests.conftest import parquet_rows as rows
 from tests.file_server import Files, serving
-
-
-def rows(path, sql="SELECT * FROM t"):
-    con = duckdb.connect()
-    con.execute(f"CREATE VIEW t AS SELECT * FROM '{path}'")
-    return con.sql(sql).fetchall()
 
 
 def test_a_score_file_becomes_a_partition_of_its_date(etl, tmp_path):

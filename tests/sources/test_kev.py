@@ -6,15 +6,9 @@ import duckdb
 import pytest
 
 from etl.samples.kev import entry
+from tests.conftest import parquet_rows as rows
 from tests.conftest import samples_dir
 from tests.file_server import Files, serving
-
-
-def rows(path, sql="SELECT * FROM t"):
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    con.execute(f"CREATE VIEW t AS SELECT * FROM '{path}'")
-    return con.sql(sql).fetchall()
 
 
 def catalog(version: str, released: str, entries: list[dict]) -> bytes:

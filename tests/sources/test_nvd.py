@@ -15,14 +15,8 @@ from etl.samples.nvd import make_cve, write_sample
 from etl.sources.nvd import TABLES, read_cves
 from etl.sources.nvd_pages import write_page
 from tests.conftest import TEST_BUDGET_MB, etl_measured, samples_dir
+from tests.conftest import parquet_rows as rows
 from tests.nvd_emulator import Emulator, serve
-
-
-def rows(path, sql="SELECT * FROM t"):
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    con.execute(f"CREATE VIEW t AS SELECT * FROM '{path}'")
-    return con.sql(sql).fetchall()
 
 
 @pytest.fixture

@@ -10,14 +10,8 @@ import pytest
 
 from etl.samples.nvd import make_cve
 from etl.sources.nvd_pages import write_page
+from tests.conftest import parquet_rows as rows
 from tests.nvd_emulator import Emulator, running
-
-
-def rows(path, sql="SELECT * FROM t"):
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    con.execute(f"CREATE VIEW t AS SELECT * FROM '{path}'")
-    return con.sql(sql).fetchall()
 
 
 @pytest.fixture
