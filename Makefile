@@ -16,10 +16,10 @@ help: ## Show this help
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,spark]'
 	touch $(STAMP)
 
-setup: $(STAMP) ## Create .venv and install etl with its dev extras
+setup: $(STAMP) ## Create .venv and install etl with its dev and spark extras
 
 etl: $(STAMP) ## Run the whole pipeline on etl.toml (generates sample inputs when missing)
 	$(BIN)/etl --config etl.toml run

@@ -15,8 +15,10 @@ from etl.errors import ConfigError
 from etl.memory import parse_size
 
 DEFAULT_MEMORY_LIMIT = "1GB"
-# Settings that an ETL_<NAME> variable overrides (ETL_MEMORY_LIMIT, ETL_DATA_DIR, ETL_THREADS, ETL_SQL_DIR).
-ENV_SETTINGS = ("memory_limit", "data_dir", "threads", "sql_dir")
+# Settings that an ETL_<NAME> variable overrides (ETL_MEMORY_LIMIT, ETL_DATA_DIR, ETL_THREADS, ETL_SQL_DIR,
+# ETL_ENGINE).
+ENV_SETTINGS = ("memory_limit", "data_dir", "threads", "sql_dir", "engine")
+ENGINES = ("local", "spark")
 
 
 @dataclass
@@ -27,6 +29,7 @@ class Settings:
     sql_dir: Path = Path("sql")
     memory_limit: int = parse_size(DEFAULT_MEMORY_LIMIT)
     threads: int = min(4, os.cpu_count() or 1)
+    engine: str = "local"  # where conversions and transforms run: local, or spark (its [spark] table)
 
     @property
     def raw_dir(self) -> Path:
@@ -154,6 +157,8 @@ def settings_from(
     settings = build_options(Settings, raw, where)
     if settings.threads < 1:
         raise ConfigError(f"{where}.threads must be at least 1")
+    if settings.engine not in ENGINES:
+        raise ConfigError(f"{where}.engine: unknown engine {settings.engine!r}", hint="Use local or spark")
     return settings
 
 

@@ -10,15 +10,15 @@ import contextlib
 import json
 import logging
 import time
-import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from etl.config import Config, Dataset
+from etl.engines import Outcome, Task, get_engine
 from etl.errors import EtlError, FetchFailures
-from etl.files import atomic_path, remove_partials
+from etl.files import atomic_path, checksum, remove_partials
 from etl.lock import WriterLock
 from etl.memory import MB, RssMonitor
 from etl.sources import Context, ConvertResult, get_source, local_files
@@ -49,6 +49,7 @@ class Step:
     over_budget: bool = False
     error: str | None = None
     rows_before: int | None = None  # a revised file: the rows its earlier version was converted to
+    worker: str | None = None  # host:pid of the process that converted the file (a Spark executor's worker)
 
 
 @dataclass
@@ -59,6 +60,7 @@ class Summary:
     run_id: int | None = None
     interrupted: bool = False
     started_at: float = field(default_factory=time.time)
+    engine: dict[str, Any] = field(default_factory=lambda: {"name": "local"})
 
     @property
     def failed(self) -> list[Step]:
@@ -73,6 +75,7 @@ class Summary:
         done = [s for s in self.steps if s.status == "ok"]
         return {
             "command": self.command,
+            "engine": self.engine,
             "run_id": self.run_id,
             "started_at": self.started_at,
             "status": "interrupted" if self.interrupted else "failed" if self.failed else "ok",
@@ -115,27 +118,23 @@ def measured(summary: Summary, step: Step, budget: int, work: Callable[[], Any])
     finally:
         step.seconds = round(time.perf_counter() - start, 3)
         step.peak_rss_mb = rss.peak_mb
-        step.over_budget = rss.peak > budget
-        summary.steps.append(step)
-        if step.status == "failed":
-            logger.error("%s %s: %s", step.step, step.file or step.dataset or "", step.error)
-        if step.over_budget:
-            logger.warning(
-                "%s %s: peak RSS %.0f MB exceeded the %.0f MB budget",
-                step.step,
-                step.file or step.dataset,
-                step.peak_rss_mb,
-                budget / MB,
-            )
+        finish_step(summary, step, budget)
 
 
-def checksum(path: Path) -> str:
-    """CRC-32 of the whole file, read in 1 MiB blocks (fast, and the page cache is warm after conversion)."""
-    crc = 0
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            crc = zlib.crc32(block, crc)
-    return f"crc32:{crc:08x}"
+def finish_step(summary: Summary, step: Step, budget: int) -> None:
+    """Add a measured step to the summary; log its failure, and a peak RSS over the budget."""
+    step.over_budget = step.peak_rss_mb * MB > budget
+    summary.steps.append(step)
+    if step.status == "failed":
+        logger.error("%s %s: %s", step.step, step.file or step.dataset or "", step.error)
+    if step.over_budget:
+        logger.warning(
+            "%s %s: peak RSS %.0f MB exceeded the %.0f MB budget",
+            step.step,
+            step.file or step.dataset,
+            step.peak_rss_mb,
+            budget / MB,
+        )
 
 
 class Pipeline:
@@ -153,8 +152,10 @@ class Pipeline:
             raise
         base = config.path.resolve().parent if config.path else Path.cwd()
         self.ctx = Context(settings=self.settings, base_dir=base, progress=progress, state=self.state)
+        self.engine = get_engine(config)
 
     def close(self) -> None:
+        self.engine.close()
         self.state.close()
         if self.lock:
             self.lock.release()
@@ -239,10 +240,11 @@ class Pipeline:
         return summary
 
     def _finish(self, summary: Summary) -> None:
+        summary.engine = self.engine.describe()
         report = summary.to_dict()
         for s in summary.steps:
-            # rows_before lives in the report only: the steps table predates it
-            fields = {k: v for k, v in asdict(s).items() if k not in ("step", "status", "rows_before")}
+            # rows_before and worker live in the report only: the steps table predates them
+            fields = {k: v for k, v in asdict(s).items() if k not in ("step", "status", "rows_before", "worker")}
             self.state.add_step(summary.run_id, s.step, s.status, **fields)
         self.state.finish_run(
             summary.run_id, report["status"], {k: v for k, v in report.items() if k != "steps"}
@@ -278,12 +280,21 @@ class Pipeline:
         return files
 
     def convert_dataset(self, ds: Dataset, summary: Summary) -> None:
-        source = get_source(ds.kind)
+        """Skip what is done; the engine converts the rest, and each outcome is recorded as it arrives."""
         out_dir = self.settings.parquet_dir / ds.name
-        files = self.raw_files(ds, summary)
-        with self.ctx.bar(len(files), "file", ds.name) as bar:
-            for path in files:
-                self.convert_one(source, ds, Path(path), out_dir, summary)
+        tasks, before = [], {}
+        for path in map(Path, self.raw_files(ds, summary)):
+            key = self.ctx.state_key(path)
+            # asked before converting: the new Parquet takes the old one's name
+            before[key] = rec if self._revised(rec := self.state.get_file(ds.name, key)) else None
+            if self.is_done(ds, key, path):
+                summary.steps.append(Step("convert", dataset=ds.name, file=key, status="skipped"))
+                logger.info("%s: already converted, skipped", key)
+            else:
+                tasks.append(Task(ds, path, out_dir, key))
+        with self.ctx.bar(len(tasks), "file", ds.name) as bar:
+            for outcome in self.engine.convert(tasks, self.ctx):
+                self.record(outcome, before[outcome.task.key], summary)
                 bar.update(1)
 
     def is_done(self, ds: Dataset, key: str, path: Path) -> bool:
@@ -319,47 +330,35 @@ class Pipeline:
             and all(Path(p).exists() for p in before.outputs.values())
         )
 
-    def convert_one(self, source, ds: Dataset, path: Path, out_dir: Path, summary: Summary) -> None:
-        key = self.ctx.state_key(path)
-        step = Step("convert", dataset=ds.name, file=key)
-        before = self.state.get_file(ds.name, key)
-        revised = self._revised(before)  # asked before converting: the new Parquet takes the old one's name
-        if self.is_done(ds, key, path):
-            step.status = "skipped"
-            summary.steps.append(step)
-            logger.info("%s: already converted, skipped", key)
-            return
-        st = path.stat() if path.exists() else None
-        result: ConvertResult | None = measured(
-            summary,
-            step,
-            self.settings.memory_limit,
-            lambda: source.convert_file(path, out_dir, ds, self.ctx),
-        )
-        if result is None:
-            self.state.put_file(ds.name, key, "failed", error=step.error)
-            return
-        if result.rows_in != result.rows_out + result.rows_rejected:
-            step.status = "failed"
-            step.error = (
+    def record(self, outcome: Outcome, before: FileRecord | None, summary: Summary) -> None:
+        """Record one conversion in the state store (the driver alone writes it); `before`: a revised file's
+        earlier record."""
+        ds, key, result = outcome.task.dataset, outcome.task.key, outcome.result
+        step = Step("convert", dataset=ds.name, file=key, seconds=outcome.seconds, worker=outcome.worker)
+        step.peak_rss_mb = outcome.peak_rss_mb
+        if result is not None and result.rows_in != result.rows_out + result.rows_rejected:
+            outcome.error = (
                 f"row counts do not add up: {result.rows_in} read, {result.rows_out} written, "
                 f"{result.rows_rejected} rejected"
             )
+        if outcome.error is not None:
+            step.status, step.error = "failed", outcome.error
+            finish_step(summary, step, outcome.memory_limit)
             self.state.put_file(ds.name, key, "failed", error=step.error)
-            logger.error("%s: %s", key, step.error)
             return
         step.rows, step.rejected, step.bytes = result.rows_out, result.rows_rejected, result.bytes_out
+        finish_step(summary, step, outcome.memory_limit)
         log_findings(key, result)
-        if revised:
+        if before is not None:
             step.rows_before = before.rows_out
             logger.info("%s: revised: %d rows before, %d now", key, before.rows_out, step.rows)
         self.state.put_file(
             ds.name,
             key,
             "converted",
-            size=st.st_size if st else None,
-            mtime_ns=st.st_mtime_ns if st else None,
-            checksum=checksum(path) if path.is_file() else None,
+            size=outcome.size,
+            mtime_ns=outcome.mtime_ns,
+            checksum=outcome.checksum,
             rows_in=result.rows_in,
             rows_out=result.rows_out,
             rows_rejected=result.rows_rejected,
@@ -367,13 +366,14 @@ class Pipeline:
             error=None,
         )
         logger.info(
-            "%s: %d rows, %d rejected, %.1f MB, %.1fs, peak RSS %.0f MB",
+            "%s: %d rows, %d rejected, %.1f MB, %.1fs, peak RSS %.0f MB%s",
             key,
             step.rows,
             step.rejected,
             step.bytes / MB,
             step.seconds,
             step.peak_rss_mb,
+            f" ({outcome.worker})" if self.engine.name != "local" else "",
         )
 
     def views(self) -> list[warehouse.View]:
@@ -416,7 +416,9 @@ class Pipeline:
             from etl.sinks import duckdb as warehouse
 
             views = self.views()
-            warehouse.build_warehouse(self.settings, views, self.transforms(views))
+            transforms = self.transforms(views)
+            sql_text = self.engine.transform(views, transforms)
+            warehouse.build_warehouse(self.settings, views, transforms, sql_text=sql_text)
             step.rows = len(views)
 
         measured(summary, step, self.settings.memory_limit, build)

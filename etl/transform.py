@@ -31,12 +31,18 @@ def marts_dir(settings: Settings, schema: str) -> Path:
 
 
 def run_transform(
-    con: duckdb.DuckDBPyConnection, settings: Settings, schema: str, path: Path, views: list[View]
+    con: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    schema: str,
+    path: Path,
+    views: list[View],
+    text: str | None = None,
 ) -> None:
+    """Run a transform file; `text`, when given, is run in place of a SQL file's own."""
     if path.suffix == ".py":
         run_polars_file(con, settings, schema, path, views)
     else:
-        run_sql_file(con, path)
+        run_sql_file(con, path, text)
 
 
 def run_polars_file(

@@ -76,14 +76,20 @@ def transform_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix in (".sql", ".py")) if folder.is_dir() else []
 
 
-def build_warehouse(settings: Settings, views: list[View], transforms: dict[str, list[Path]]) -> Path:
+def build_warehouse(
+    settings: Settings,
+    views: list[View],
+    transforms: dict[str, list[Path]],
+    sql_text: dict[tuple[str, Path], str] | None = None,
+) -> Path:
     """Build the warehouse into a temporary file and rename it into place.
 
     A notebook holding the old file open keeps reading the old, complete version; new connections see the new one.
     `transforms` maps a schema to its transform files (SQL, or Python with Polars), run in order with that schema
     as the default. A failing file stops its dataset; the others still run so that every error is reported, and
     then the new warehouse is discarded: the previous one stays in place. Tables the transforms create (marts)
-    are also exported as Parquet under data/marts/<dataset>/.
+    are also exported as Parquet under data/marts/<dataset>/. `sql_text` holds, per (schema, file), the text to run
+    instead of the file's (the Spark engine's: its marts as views over the Parquet Spark wrote).
     """
     from etl.transform import export_marts, run_transform
 
@@ -109,7 +115,9 @@ def build_warehouse(settings: Settings, views: list[View], transforms: dict[str,
                 con.execute(f"SET schema = {quote_literal(schema)}")
                 try:
                     for path in files:
-                        run_transform(con, settings, schema, path, [v for v in views if v.schema == schema])
+                        schema_views = [v for v in views if v.schema == schema]
+                        text = (sql_text or {}).get((schema, path))
+                        run_transform(con, settings, schema, path, schema_views, text)
                 except LoadError as e:
                     errors.append(e)
                 con.execute("SET schema = 'main'")
@@ -134,11 +142,11 @@ class TransformFailures(LoadError):
         super().__init__("; ".join(str(e) for e in errors), hint="The previous warehouse is still in place")
 
 
-def run_sql_file(con: duckdb.DuckDBPyConnection, path: Path) -> None:
-    """Run one SQL file statement by statement; an error names the file and the line in it."""
+def run_sql_file(con: duckdb.DuckDBPyConnection, path: Path, text: str | None = None) -> None:
+    """Run one SQL file (or `text` in its place) statement by statement; an error names the file and line."""
     import duckdb
 
-    text = path.read_text(encoding="utf-8")
+    text = path.read_text(encoding="utf-8") if text is None else text
     try:
         statements = con.extract_statements(text)
     except duckdb.Error as e:
