@@ -6,6 +6,7 @@ import contextlib
 import os
 import re
 import secrets
+import shutil
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -59,6 +60,21 @@ def atomic_path(final: Path) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def replace_folder(tmp: Path, final: Path) -> None:
+    """Put a complete folder (a Parquet dataset written by Spark) in place of `final`, a file or folder or nothing.
+
+    A folder cannot replace another in one rename: the old one is moved aside first, then removed.
+    """
+    old = None
+    if final.exists():
+        old = tmp_path(final.with_name(final.name + ".old"))
+        os.replace(final, old)
+    os.replace(tmp, final)
+    fsync_dir(final.parent)
+    if old is not None:
+        shutil.rmtree(old) if old.is_dir() else old.unlink()
 
 
 def checksum(path: Path) -> str:

@@ -102,8 +102,10 @@ def log_findings(name: str, result: ConvertResult) -> None:
         logger.warning("%s: %s", name, warning)
 
 
-def measured(summary: Summary, step: Step, budget: int, work: Callable[[], Any]) -> Any:
-    """Run work under the RSS monitor; record the step (failed with the error's text if it raises EtlError)."""
+def measured(summary: Summary, step: Step, budget: int | Callable[[], int], work: Callable[[], Any]) -> Any:
+    """Run work under the RSS monitor; record the step (failed with the error's text if it raises EtlError).
+
+    `budget` may be a function, asked when the work is done (an engine's budget grows once its cluster runs)."""
     start = time.perf_counter()
     try:
         with RssMonitor() as rss:
@@ -118,7 +120,7 @@ def measured(summary: Summary, step: Step, budget: int, work: Callable[[], Any])
     finally:
         step.seconds = round(time.perf_counter() - start, 3)
         step.peak_rss_mb = rss.peak_mb
-        finish_step(summary, step, budget)
+        finish_step(summary, step, budget() if callable(budget) else budget)
 
 
 def finish_step(summary: Summary, step: Step, budget: int) -> None:
@@ -211,7 +213,7 @@ class Pipeline:
                 t.rows for t in load(self.settings, dsn, schema=opts.schema, tables=opts.tables or None)
             )
 
-        measured(summary, step, self.settings.memory_limit, publish)
+        measured(summary, step, self.engine.driver_budget, publish)
 
     def transform(self) -> Summary:
         summary = self._start("transform")
@@ -244,7 +246,9 @@ class Pipeline:
         report = summary.to_dict()
         for s in summary.steps:
             # rows_before and worker live in the report only: the steps table predates them
-            fields = {k: v for k, v in asdict(s).items() if k not in ("step", "status", "rows_before", "worker")}
+            fields = {
+                k: v for k, v in asdict(s).items() if k not in ("step", "status", "rows_before", "worker")
+            }
             self.state.add_step(summary.run_id, s.step, s.status, **fields)
         self.state.finish_run(
             summary.run_id, report["status"], {k: v for k, v in report.items() if k != "steps"}
@@ -275,7 +279,7 @@ class Pipeline:
                     logger.error("fetch %s: %s", file, error)
                 return e.fetched
 
-        files = measured(summary, step, self.settings.memory_limit, acquire_recording_failures) or []
+        files = measured(summary, step, self.engine.driver_budget, acquire_recording_failures) or []
         step.rows = len(files)
         return files
 
@@ -410,15 +414,24 @@ class Pipeline:
         return [f for folder in folders for f in warehouse.transform_files(folder)]
 
     def build_warehouse(self, summary: Summary) -> None:
+        views = self.views()
+        transforms = self.transforms(views)
+        sql_text: dict | None = {}
+        if (
+            self.engine.name != "local"
+        ):  # its marts, measured apart: its driver's JVM is a child of this process
+            step = Step("transform", dataset=self.engine.name)
+            sql_text = measured(
+                summary, step, self.engine.driver_budget, lambda: self.engine.transform(views, transforms)
+            )
+            if sql_text is None:
+                return
         step = Step("warehouse")
 
         def build() -> None:
             from etl.sinks import duckdb as warehouse
 
-            views = self.views()
-            transforms = self.transforms(views)
-            sql_text = self.engine.transform(views, transforms)
             warehouse.build_warehouse(self.settings, views, transforms, sql_text=sql_text)
             step.rows = len(views)
 
-        measured(summary, step, self.settings.memory_limit, build)
+        measured(summary, step, self.engine.driver_budget, build)

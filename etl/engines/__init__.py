@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+
 @dataclass
 class Task:
     """Convert one raw file: what a task needs, picklable (it travels to a Spark executor)."""
@@ -84,4 +85,4 @@ def get_engine(config: Config):
         return SparkEngine(config)
     from etl.engines.local import LocalEngine
 
-    return LocalEngine()
+    return LocalEngine(config.settings)

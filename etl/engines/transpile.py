@@ -21,6 +21,7 @@ from sqlglot.tokens import TokenType
 from etl.errors import LoadError
 from etl.sinks.duckdb import quote_ident, quote_literal
 
+
 class SparkSQL(Spark):
     """Spark's dialect, with DuckDB's try_strptime (NULL on a bad date) as Spark's try_to_timestamp."""
 
@@ -57,7 +58,7 @@ class Statement:
             message,
             file=str(self.file),
             position=f"line {self.line}",
-            hint="Rewrite it in SQL both DuckDB and Spark accept, or run with engine = \"local\"",
+            hint='Rewrite it in SQL both DuckDB and Spark accept, or run with engine = "local"',
         )
 
 
@@ -159,7 +160,9 @@ class Transpiler:
         def table(node: exp.Expression) -> exp.Expression:
             if not isinstance(node, exp.Table) or not node.name or isinstance(node.this, exp.Func):
                 if isinstance(node, exp.Table) and isinstance(node.this, exp.Func):
-                    raise stmt.error(f"table function {node.this.sql('duckdb')[:60]}: Spark has no counterpart")
+                    raise stmt.error(
+                        f"table function {node.this.sql('duckdb')[:60]}: Spark has no counterpart"
+                    )
                 return node
             if not node.db and node.name.lower() in ctes:
                 return node
