@@ -150,7 +150,8 @@ class Transpiler:
                     return exp.paren(args[n.name].copy(), copy=False)
                 return n
 
-            return macro.body.copy().transform(substitute)
+            # the arguments may call macros too: they are inside the new node, which transform does not revisit
+            return self._inline(stmt, macro.body.copy().transform(substitute))
 
         return tree.transform(inline)
 
@@ -182,7 +183,7 @@ class Transpiler:
             return
         for func in spark_tree.find_all(exp.Anonymous):
             if func.name.lower() not in self.spark_functions:
-                raise stmt.error(f"function {func.name}(): DuckDB's, Spark has none of that name")
+                raise stmt.error(f"function {func.name.lower()}(): DuckDB's, Spark has none of that name")
 
 
 def _duckdb_only(node: exp.Expression) -> exp.Expression:
