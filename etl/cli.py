@@ -188,6 +188,10 @@ def _report(args: argparse.Namespace, summary) -> int:
             f"(budget {data['memory_limit_mb']:.0f} MB)",
             file=sys.stderr,
         )
+        if data["engine"]["name"] == "spark":
+            from etl.engines.spark import summary_line
+
+            print(summary_line(data), file=sys.stderr)
         for step in summary.revised:
             print(f"revised: {step.file}: {step.rows_before} rows before, {step.rows} now", file=sys.stderr)
     for step in summary.failed:

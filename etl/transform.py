@@ -12,6 +12,7 @@ import importlib.util
 import logging
 import os
 import re
+import shutil
 from pathlib import Path
 
 import duckdb
@@ -85,6 +86,8 @@ def export_marts(con: duckdb.DuckDBPyConnection, settings: Settings, schema: str
     out = []
     for table in tables:
         path = marts_dir(settings, schema) / f"{table}.parquet"
+        if path.is_dir():  # the Spark engine's folder from an earlier run: a file cannot be renamed over it
+            shutil.rmtree(path)
         with atomic_path(path) as tmp:
             con.execute(
                 f"COPY {quote_ident(schema)}.{quote_ident(table)} TO {quote_literal(str(tmp))} "
