@@ -3,7 +3,11 @@ pipeline runs with master = spark://127.0.0.1:PORT and the worker's own processe
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import threading
+from collections.abc import Iterator
 
 import duckdb
 import psutil
@@ -23,8 +27,24 @@ def cluster(tmp_path_factory):
         engine.close()
 
 
-def ancestors(pid: int) -> set[int]:
-    return {p.pid for p in psutil.Process(pid).parents()}
+@contextlib.contextmanager
+def descendants(pid: int) -> Iterator[set[int]]:
+    """The pids of every process under `pid` while the block runs (polled: task workers come and go)."""
+    seen: set[int] = set()
+    done = threading.Event()
+
+    def poll() -> None:
+        while not done.wait(0.05):
+            with contextlib.suppress(psutil.Error):
+                seen.update(p.pid for p in psutil.Process(pid).children(recursive=True))
+
+    thread = threading.Thread(target=poll, daemon=True)
+    thread.start()
+    try:
+        yield seen
+    finally:
+        done.set()
+        thread.join()
 
 
 def test_the_pipeline_runs_on_a_standalone_cluster(cluster, tmp_path, monkeypatch):
@@ -34,7 +54,11 @@ def test_the_pipeline_runs_on_a_standalone_cluster(cluster, tmp_path, monkeypatc
         '[datasets.sih_rd]\nkind = "datasus"\nsample = true\nsample_rows = 3000\n'
         '[datasets.nvd]\nkind = "nvd"\nsample = true\nsample_pages = 2\n'
     )
-    code, out, err = etl(tmp_path, "--json", "run", monkeypatch=monkeypatch)
+    from pyspark import SparkContext
+
+    driver_jvm = SparkContext._gateway.proc.pid  # local mode's Python workers would be under it
+    with descendants(worker.pid) as under_worker, descendants(driver_jvm) as under_driver:
+        code, out, err = etl(tmp_path, "--json", "run", monkeypatch=monkeypatch)
     assert code == 0, err
     report = json.loads(out)
     assert report["engine"]["master"] == url
@@ -43,8 +67,7 @@ def test_the_pipeline_runs_on_a_standalone_cluster(cluster, tmp_path, monkeypatc
     assert len(tasks) == 7 and all(s["status"] == "ok" for s in tasks)
     for s in tasks:  # the worker's executor's Python did the work, not this process
         pid = int(s["worker"].rsplit(":", 1)[1])
-        assert worker.pid in ancestors(pid), s
-        assert psutil.Process().pid not in ancestors(pid) | {pid}
+        assert pid in under_worker and pid not in under_driver and pid != os.getpid(), s
         assert s["peak_rss_mb"] < 256
     con = duckdb.connect(str(tmp_path / "data" / "warehouse.duckdb"), read_only=True)
     try:
