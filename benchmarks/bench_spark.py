@@ -29,14 +29,13 @@ def make_dbcs(files: int, rows: int) -> Path:
 
     folder = WORK / f"spark_dbc_{files}x{rows}"
     folder.mkdir(parents=True, exist_ok=True)
-    states = ["SP", "RJ", "MG", "BA", "PR", "RS", "PE", "CE", "PA", "SC"]
-    for n in range(files):
-        state, month = states[n % len(states)], n // len(states) + 1
-        dbc = folder / f"RD{state}23{month:02d}.dbc"
+    names = [(st, y, m) for y in (2022, 2023, 2024) for m in range(1, 13) for st in ("SP", "RJ", "MG")]
+    for n, (state, year, month) in enumerate(names[:files]):
+        dbc = folder / f"RD{state}{year % 100:02d}{month:02d}.dbc"
         if not dbc.exists():
             rng = random.Random(n)
             dbf = folder / f"{dbc.stem}.dbf"
-            write_dbf(dbf, FIELDS, (_record(rng, state, 2023, month, i) for i in range(rows)))
+            write_dbf(dbf, FIELDS, (_record(rng, state, year, month, i) for i in range(rows)))
             write_dbc(dbf, dbc)
             dbf.unlink()
     return folder

@@ -275,6 +275,14 @@ class SparkEngine:
         from etl.transform import marts_dir
 
         registry: dict[tuple[str, str], str] = {}
+        # Views Spark cannot build stay DuckDB's alone: an error only for a mart that reads them.
+        broken: dict[tuple[str, str], LoadError] = {}
+
+        def resolve(schema: str, name: str) -> str | None:
+            key = (schema.lower(), name.lower())
+            if key in broken:
+                raise broken[key]
+            return registry.get(key)
 
         def register(schema: str, name: str, frame) -> None:
             view = f"{schema}__{name}"
@@ -289,33 +297,41 @@ class SparkEngine:
         functions = frozenset(r.function.lower() for r in spark.sql("SHOW FUNCTIONS").collect())
         errors: list[LoadError] = []
         for schema, stmts in plan.items():
-            sql = Transpiler(
-                schema, lambda s, n: registry.get((s.lower(), n.lower())), spark_functions=functions
-            )
+            sql = Transpiler(schema, resolve, spark_functions=functions)
             for stmt in stmts:
+                if stmt.kind == "schema":  # Spark's views are named by etl, schema and all
+                    continue
+                target = (stmt.schema or schema, stmt.name or "")
+                if stmt.if_not_exists and (target[0].lower(), target[1].lower()) in registry:
+                    continue
                 try:
                     if stmt.kind == "macro":
                         sql.define_macro(stmt)
                         continue
                     if stmt.kind == "other":
                         raise stmt.error(
-                            f"{stmt.text.split(None, 2)[:2]}: only CREATE VIEW, CREATE TABLE … AS SELECT and "
-                            "CREATE MACRO run on Spark"
+                            f"{' '.join(stmt.text.split()[:3])}…: only CREATE VIEW, CREATE TABLE … AS SELECT, "
+                            "CREATE SCHEMA and CREATE MACRO run on Spark"
                         )
                     try:
                         frame = spark.sql(sql.query(stmt))
                         if stmt.kind == "table" and write is not None:
-                            final = marts_dir(self.settings, schema).resolve() / f"{stmt.name}.parquet"
+                            final = marts_dir(self.settings, target[0]).resolve() / f"{stmt.name}.parquet"
                             sweep_folders(final)
                             tmp = tmp_path(final)
-                            spark.sparkContext.setJobDescription(f"etl mart {schema}.{stmt.name}")
+                            spark.sparkContext.setJobDescription(f"etl mart {target[0]}.{stmt.name}")
                             frame.write.parquet(str(tmp))
                             write.append((tmp, final))
                             frame = spark.read.parquet(str(tmp))
                     except (PySparkException, Py4JJavaError) as e:
                         raise stmt.error(f"Spark: {str(e).strip().splitlines()[0]}") from None
-                    register(schema, stmt.name, frame)
+                    register(*target, frame)
                 except LoadError as e:
+                    if stmt.kind == "view":
+                        broken[target[0].lower(), target[1].lower()] = e
+                        if write is None:
+                            logger.info("%s.%s stays a DuckDB view only: %s", *target, e)
+                        continue
                     errors.append(e)
                     break  # a failing statement stops its dataset, as in DuckDB; the others are still checked
         if errors:

@@ -50,8 +50,10 @@ class Statement:
     end: int
     text: str
     tree: exp.Expression | None
-    kind: str  # view | table | macro | other
+    kind: str  # view | table | macro | schema | other
     name: str | None = None
+    schema: str | None = None  # a view's or table's own schema (`CREATE VIEW kev.records`), else None
+    if_not_exists: bool = False
 
     def error(self, message: str) -> TranspileError:
         return TranspileError(
@@ -88,16 +90,17 @@ def _statement(path: Path, text: str, start: int, end: int, line: int) -> Statem
     except SqlglotError as e:
         stmt = Statement(path, line, start, end, body, None, "other")
         raise stmt.error(f"sqlglot cannot parse this statement: {str(e).splitlines()[0]}") from None
-    kind, name = "other", None
+    stmt = Statement(path, line, start, end, body, tree, "other")
     if isinstance(tree, exp.Create):
         created = str(tree.args.get("kind") or "").upper()
         if created in ("MACRO", "FUNCTION"):
-            kind, name = "macro", tree.this.this.name
-        elif created == "VIEW" and isinstance(tree.expression, exp.Query):
-            kind, name = "view", tree.this.name
-        elif created == "TABLE" and isinstance(tree.expression, exp.Query):
-            kind, name = "table", tree.this.name
-    return Statement(path, line, start, end, body, tree, kind, name)
+            stmt.kind, stmt.name = "macro", tree.this.this.name
+        elif created == "SCHEMA":
+            stmt.kind = "schema"
+        elif created in ("VIEW", "TABLE") and isinstance(tree.expression, exp.Query):
+            stmt.kind, stmt.name, stmt.schema = created.lower(), tree.this.name, tree.this.db or None
+            stmt.if_not_exists = bool(tree.args.get("exists"))
+    return stmt
 
 
 @dataclass
@@ -167,7 +170,12 @@ class Transpiler:
                 return node
             if not node.db and node.name.lower() in ctes:
                 return node
-            view = self.resolve(node.db or self.schema, node.name)
+            try:
+                view = self.resolve(node.db or self.schema, node.name)
+            except TranspileError as e:  # a view Spark could not build, needed here
+                raise stmt.error(
+                    f"table {node.sql('duckdb')} is a view Spark cannot build ({e.file}, {e.position}: {e.message})"
+                ) from None
             if view is None and not node.db:
                 view = self.resolve("main", node.name)
             if view is None:
@@ -190,6 +198,8 @@ def _duckdb_only(node: exp.Expression) -> exp.Expression:
     """DuckDB functions sqlglot's DuckDB reader leaves unparsed, as the expressions Spark's writer knows."""
     if isinstance(node, exp.Anonymous) and node.name.lower() == "try_strptime" and len(node.expressions) == 2:
         return exp.StrToTime(this=node.expressions[0], format=node.expressions[1], safe=True)
+    if isinstance(node, exp.Typeof):  # DuckDB names types in capitals ('DATE'), Spark in lower case
+        return exp.Upper(this=node.copy())
     return node
 
 

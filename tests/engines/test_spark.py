@@ -160,11 +160,14 @@ def test_a_bad_file_fails_alone_and_is_retried_on_the_next_run(tmp_path, local_s
 
 
 def test_sql_spark_cannot_run_fails_before_any_mart_is_written(tmp_path, local_spark, monkeypatch):
-    (tmp_path / "sql" / "tiny").mkdir(parents=True)
-    (tmp_path / "sql" / "tiny" / "010_marts.sql").write_text(
-        "CREATE TABLE rows_per_file AS SELECT _source_file, count(*) AS n FROM records GROUP BY ALL;\n"
-        "-- a DuckDB function Spark lacks, on line 4:\n\n"
-        "CREATE TABLE bad AS SELECT strip_accents(CAUSABAS) AS c FROM records;\n"
+    marts = tmp_path / "sql" / "tiny" / "010_marts.sql"
+    marts.parent.mkdir(parents=True)
+    view = "CREATE VIEW sem_acentos AS SELECT strip_accents(CAUSABAS) AS c FROM records;\n"
+    mart = "CREATE TABLE rows_per_file AS SELECT _source_file, count(*) AS n FROM records GROUP BY ALL;\n"
+    marts.write_text(
+        view
+        + mart
+        + "-- a mart over a view Spark cannot build, on line 4:\nCREATE TABLE bad AS SELECT * FROM sem_acentos;\n"
     )
     (tmp_path / "etl.toml").write_text(
         '[etl]\nengine = "spark"\n[datasets.tiny]\nkind = "csv"\nsample = true\nsample_rows = 2000\n'
@@ -172,6 +175,24 @@ def test_sql_spark_cannot_run_fails_before_any_mart_is_written(tmp_path, local_s
     )
     code, out, err = etl(tmp_path, "run", monkeypatch=monkeypatch)
     assert code == 1
-    assert "sql/tiny/010_marts.sql, line 4: function strip_accents(): DuckDB's, Spark has none" in err
+    assert (
+        f"sql/tiny/010_marts.sql, line 4: table sem_acentos is a view Spark cannot build ({marts}, line 1: "
+        "function strip_accents(): DuckDB's, Spark has none of that name" in err
+    )
     assert not (tmp_path / "data" / "marts" / "tiny").exists()  # the good mart was not written either
     assert not (tmp_path / "data" / "warehouse.duckdb").exists()
+
+    # Without the mart that reads it, the view is DuckDB's alone, and works there.
+    marts.write_text(view + mart)
+    code, out, err = etl(tmp_path, "run", monkeypatch=monkeypatch)
+    assert code == 0, err
+    con = duckdb.connect(str(tmp_path / "data" / "warehouse.duckdb"), read_only=True)
+    try:
+        assert con.execute("SELECT count(*) FROM tiny.sem_acentos").fetchone()[0] > 0
+        assert (
+            con.execute("SELECT sum(n) FROM tiny.rows_per_file").fetchone()[0]
+            == con.execute("SELECT count(*) FROM tiny.records").fetchone()[0]
+        )
+    finally:
+        con.close()
+    assert (tmp_path / "data" / "marts" / "tiny" / "rows_per_file.parquet").is_dir()
