@@ -13,10 +13,13 @@ JUPYTER_IP ?= 127.0.0.1
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
+# uv installs the packages (seconds where pip takes minutes); pip only installs uv itself into the venv.
+UV := $(BIN)/uv pip install --quiet --python $(BIN)/python
+
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,spark]'
+	$(BIN)/pip install --quiet uv
+	$(UV) -e '.[dev,spark]'
 	touch $(STAMP)
 
 setup: $(STAMP) ## Create .venv and install etl with its dev and spark extras
@@ -24,14 +27,14 @@ setup: $(STAMP) ## Create .venv and install etl with its dev and spark extras
 etl: $(STAMP) ## Run the whole pipeline on etl.toml (generates sample inputs when missing)
 	$(BIN)/etl --config etl.toml run
 
-test: $(STAMP) ## Run the test suite (slow tests included)
-	$(BIN)/pytest
+test: $(STAMP) ## Run the test suite (slow tests included), one worker per core, a test module per worker
+	$(BIN)/pytest -n auto --dist loadfile
 
 test-fast: $(STAMP) ## Run the tests, skipping those marked slow
-	$(BIN)/pytest -m "not slow"
+	$(BIN)/pytest -n auto --dist loadfile -m "not slow"
 
 bench: $(STAMP) ## Run the benchmarks; tables go to benchmarks/results/
-	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	$(UV) -e '.[dev,bench]'
 	$(BIN)/python -m benchmarks
 
 lint: $(STAMP) ## Check code style with ruff
@@ -43,7 +46,7 @@ format: $(STAMP) ## Reformat the code with ruff
 	$(BIN)/ruff format etl tests benchmarks
 
 $(EXPLORE_STAMP): $(STAMP)
-	$(BIN)/pip install --quiet -e '.[dev,explore]'
+	$(UV) -e '.[dev,explore]'
 	touch $(EXPLORE_STAMP)
 
 notebooks: $(EXPLORE_STAMP) ## Start Jupyter Lab on notebooks/ (installs it into .venv the first time)

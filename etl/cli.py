@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import itertools
 import json
@@ -13,10 +12,11 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from etl.config import Config, Dataset, build_options, load_config
+from etl.config import Config, build_options, load_config
 from etl.datasus import cli as datasus_cli
 from etl.errors import EtlError
-from etl.sources import KINDS, Context, get_source
+from etl.kinds import KINDS, command_options, get_source
+from etl.memory import check_budget, parse_size
 
 logger = logging.getLogger("etl")
 
@@ -31,11 +31,26 @@ def _parse_mapping(text: str) -> dict[str, str]:
     return {k.strip(): v.strip() for k, v in (p.split("=", 1) for p in pairs)}
 
 
-def add_option_flags(parser: argparse.ArgumentParser, options_cls: type, skip: tuple[str, ...] = ()) -> None:
-    """A flag per field of a source's Options dataclass: `batch_rows` -> `--batch-rows`."""
+def _memory_limit(text: str) -> str:
+    """--memory-limit: a size etl can work in (a usage error otherwise)."""
+    try:
+        check_budget(parse_size(text))
+    except EtlError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
+def _threads(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, not {text!r}")
+    return int(text)
+
+
+def add_option_flags(parser: argparse.ArgumentParser, options_cls: type, names: list[str]) -> None:
+    """A flag per named field of a source's Options dataclass: `batch_rows` -> `--batch-rows`."""
     hints = typing.get_type_hints(options_cls)
     for f in dataclasses.fields(options_cls):
-        if f.name in skip:
+        if f.name not in names:
             continue
         flag = "--" + f.name.replace("_", "-")
         tp = hints[f.name]
@@ -57,9 +72,9 @@ def add_option_flags(parser: argparse.ArgumentParser, options_cls: type, skip: t
         parser.add_argument(flag, **kw)
 
 
-def options_from_args(options_cls: type, args: argparse.Namespace, where: str) -> Any:
-    raw = {k[4:]: v for k, v in vars(args).items() if k.startswith("opt_") and v is not None}
-    return build_options(options_cls, raw, where)
+def given_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The source options given as flags (`--batch-rows 10` -> {"batch_rows": 10})."""
+    return {k[4:]: v for k, v in vars(args).items() if k.startswith("opt_") and v is not None}
 
 
 def named_kind(argv: list[str]) -> str | None:
@@ -73,9 +88,14 @@ def build_parser(kind_only: str | None = None) -> argparse.ArgumentParser:
     p.add_argument(
         "--config", type=Path, default=None, help="pipeline config (default: ./etl.toml if present)"
     )
-    p.add_argument("--memory-limit", help="memory budget, e.g. 512MB (default 1GB; ETL_MEMORY_LIMIT)")
+    p.add_argument(
+        "--memory-limit",
+        type=_memory_limit,
+        help="memory budget, e.g. 512MB: MB and GB are 2**20 and 2**30 bytes, at least 256MB "
+        "(default 1GB; ETL_MEMORY_LIMIT)",
+    )
     p.add_argument("--data-dir", help="where raw, parquet, warehouse and state live (default data/)")
-    p.add_argument("--threads", type=int, help="threads for DuckDB and Polars")
+    p.add_argument("--threads", type=_threads, help="threads for DuckDB and Polars (at least 1)")
     p.add_argument("--engine", choices=("local", "spark"), help="where work runs (default local; ETL_ENGINE)")
     p.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars, warnings and errors only")
@@ -100,11 +120,11 @@ def build_parser(kind_only: str | None = None) -> argparse.ArgumentParser:
         c = conv_kinds.add_parser(kind, help=(source.__doc__ or "").splitlines()[0])
         c.add_argument("inputs", nargs="+", type=Path, metavar="INPUT")
         c.add_argument("--out", type=Path, required=True, help="output directory")
-        add_option_flags(c, source.Options, skip=("paths", "urls", "sample", "sample_rows"))
+        add_option_flags(c, source.Options, command_options(source, "convert"))
         if hasattr(source, "acquire"):
             f = fetch_kinds.add_parser(kind, help=(source.__doc__ or "").splitlines()[0])
             f.add_argument("--out", type=Path, help=f"target directory (default data/raw/{kind})")
-            add_option_flags(f, source.Options)
+            add_option_flags(f, source.Options, command_options(source, "fetch"))
 
     load = sub.add_parser("load", help="publish the warehouse's tables").add_subparsers(
         dest="target", required=True, metavar="TARGET"
@@ -114,7 +134,13 @@ def build_parser(kind_only: str | None = None) -> argparse.ArgumentParser:
         "--dsn", help="connection string (default: $ETL_PG_DSN); a password is best left to PGPASSWORD"
     )
     lp.add_argument("--schema", default=None, help="target schema (default etl)")
-    lp.add_argument("--tables", nargs="+", metavar="DATASET.TABLE", help="only these tables")
+    lp.add_argument(
+        "--tables",
+        nargs="+",
+        metavar="SCHEMA.NAME",
+        help="these tables or views (* a wildcard; default: every dataset table and mart)",
+    )
+    lp.add_argument("--force", action="store_true", help="reload tables whose inputs have not changed")
     extract = sub.add_parser("extract", help="extract from a database to Parquet").add_subparsers(
         dest="source", required=True, metavar="SOURCE"
     )
@@ -177,25 +203,14 @@ def _progress(args: argparse.Namespace):
 
 
 def _report(args: argparse.Namespace, summary) -> int:
-    data = summary.to_dict()
-    if args.json:
-        print(json.dumps(data, default=str))
-    elif not args.quiet:
-        print(
-            f"{data['command']}: {data['rows']} rows, {data['rejected']} rejected, "
-            f"{data['bytes'] / 2**20:.1f} MB written, {data['skipped']} skipped, {data['failed']} failed, "
-            f"{data['seconds']:.1f}s, peak RSS {data['peak_rss_mb']:.0f} MB "
-            f"(budget {data['memory_limit_mb']:.0f} MB)",
-            file=sys.stderr,
-        )
-        if data["engine"]["name"] == "spark":
-            from etl.engines.spark import summary_line
+    """The summary on stderr (or as JSON on stdout), and the exit code it makes; failures were logged as they came."""
+    from etl.summary import summary_lines
 
-            print(summary_line(data), file=sys.stderr)
-        for step in summary.revised:
-            print(f"revised: {step.file}: {step.rows_before} rows before, {step.rows} now", file=sys.stderr)
-    for step in summary.failed:
-        print(f"etl: failed: {step.file or step.dataset or step.step}: {step.error}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(summary.to_dict(), default=str))
+    elif not args.quiet:
+        for line in summary_lines(summary):
+            print(line, file=sys.stderr)
     return EXIT_FAILED if summary.failed else EXIT_OK
 
 
@@ -220,169 +235,45 @@ def cmd_transform(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_convert(args: argparse.Namespace, config: Config) -> int:
-    from etl.pipeline import Step, Summary, log_findings, measured
+    from etl.commands import convert_files
 
-    source = get_source(args.kind)
-    options = options_from_args(source.Options, args, f"etl convert {args.kind}")
-    ctx = Context(settings=config.settings, base_dir=Path.cwd(), progress=_progress(args))
-    summary = Summary(command=f"convert {args.kind}", memory_limit_mb=config.settings.memory_limit / 2**20)
-    for path in args.inputs:
-        dataset = Dataset(name=path.name, kind=args.kind, options=options)
-        step = Step("convert", dataset=args.kind, file=str(path))
-        result = measured(
-            summary,
-            step,
-            config.settings.memory_limit,
-            lambda p=path, d=dataset: source.convert_file(p, args.out, d, ctx),
-        )
-        if result is not None:
-            step.rows, step.rejected, step.bytes = result.rows_out, result.rows_rejected, result.bytes_out
-            log_findings(str(path), result)
-            logger.info(
-                "%s: %d rows, %d rejected -> %s (%.1fs, peak RSS %.0f MB)",
-                path,
-                step.rows,
-                step.rejected,
-                ", ".join(str(p) for p in result.outputs.values()),
-                step.seconds,
-                step.peak_rss_mb,
-            )
-    return _report(args, summary)
+    return _report(
+        args,
+        convert_files(
+            config, args.kind, args.inputs, args.out, given_options(args), progress=_progress(args)
+        ),
+    )
 
 
 def cmd_fetch(args: argparse.Namespace, config: Config) -> int:
-    from etl.pipeline import Step, Summary, measured
-    from etl.state import StateStore
+    from etl import commands
 
-    summary = Summary(command=f"fetch {args.kind}", memory_limit_mb=config.settings.memory_limit / 2**20)
     if args.kind == "url":
-        from etl.download import download
-
-        for url in args.urls:
-            step = Step("fetch", dataset="url", file=url)
-            path = measured(summary, step, config.settings.memory_limit, lambda u=url: download(u, args.out))
-            if path is not None:
-                step.bytes = path.stat().st_size
-        return _report(args, summary)
-    from etl.lock import WriterLock
-
-    source = get_source(args.kind)
-    options = options_from_args(source.Options, args, f"etl fetch {args.kind}")
-    lock = WriterLock(config.settings.data_dir)
-    state = StateStore(config.settings.state_db)
-    try:
-        ctx = Context(settings=config.settings, base_dir=Path.cwd(), progress=_progress(args), state=state)
-        dataset = Dataset(name=args.kind, kind=args.kind, options=options)
-        out = args.out or config.settings.raw_dir / args.kind
-        step = Step("fetch", dataset=args.kind, file=str(out))
-        files = measured(
-            summary, step, config.settings.memory_limit, lambda: source.acquire(dataset, out, ctx)
-        )
-        if files is not None:
-            step.rows, step.bytes = len(files), sum(p.stat().st_size for p in files if p.exists())
-    finally:
-        state.close()
-        lock.release()
-    return _report(args, summary)
-
-
-def _dsn(args: argparse.Namespace) -> str:
-    import os
-
-    from etl.sinks.postgres import DEFAULT_DSN_ENV
-
-    dsn = args.dsn or os.environ.get(DEFAULT_DSN_ENV)
-    if not dsn:
-        raise EtlError("no PostgreSQL DSN", hint=f"Pass --dsn or set {DEFAULT_DSN_ENV}")
-    return dsn
+        return _report(args, commands.fetch_urls(config, args.urls, args.out))
+    options = build_options(get_source(args.kind).Options, given_options(args), f"etl fetch {args.kind}")
+    return _report(args, commands.fetch(config, args.kind, options, args.out, progress=_progress(args)))
 
 
 def cmd_load(args: argparse.Namespace, config: Config) -> int:
-    from etl.pipeline import Step, Summary, measured
-    from etl.sinks.postgres import load
+    from etl.commands import load_postgres
 
-    summary = Summary(command="load postgres", memory_limit_mb=config.settings.memory_limit / 2**20)
-    step = Step("load", dataset="postgres")
-    loaded = measured(
-        summary,
-        step,
-        config.settings.memory_limit,
-        lambda: load(config.settings, _dsn(args), schema=args.schema or "etl", tables=args.tables),
+    return _report(
+        args,
+        load_postgres(config, args.dsn, schema=args.schema or "etl", tables=args.tables, force=args.force),
     )
-    for table in loaded or []:
-        step.rows += table.rows
-        logger.info("%s: %d rows", table.table, table.rows)
-    return _report(args, summary)
 
 
 def cmd_extract(args: argparse.Namespace, config: Config) -> int:
-    from etl.pipeline import Step, Summary, measured
-    from etl.sources.postgres import extract
+    from etl.commands import extract_postgres
 
-    summary = Summary(command="extract postgres", memory_limit_mb=config.settings.memory_limit / 2**20)
-    step = Step("convert", dataset="postgres", file=args.table or "query")
-    result = measured(
-        summary,
-        step,
-        config.settings.memory_limit,
-        lambda: extract(config.settings, _dsn(args), args.out, table=args.table, query=args.query),
-    )
-    if result is not None:
-        step.rows, step.bytes = result.rows_out, result.bytes_out
-    return _report(args, summary)
+    return _report(args, extract_postgres(config, args.dsn, args.out, table=args.table, query=args.query))
 
 
 def cmd_sql(args: argparse.Namespace, config: Config) -> int:
-    from etl.sinks.duckdb import connect
+    from etl.query import run_query
 
-    if not config.settings.warehouse.exists():
-        raise EtlError(
-            f"no warehouse at {config.settings.warehouse}", hint="Run `etl run` (or `make etl`) first"
-        )
-    con = connect(config.settings, config.settings.warehouse, read_only=True, preserve_order=True)
-    try:
-        try:
-            rel = con.sql(args.query)
-        except Exception as e:
-            raise EtlError(
-                str(e).splitlines()[0], hint="Check the query; `etl sql 'SHOW ALL TABLES'` lists tables"
-            ) from None
-        if rel is None:
-            return EXIT_OK
-        reader = rel.to_arrow_reader(10_000)
-        names = reader.schema.names
-        out = sys.stdout
-        if args.format == "csv":
-            w = csv.writer(out, lineterminator="\n")
-            w.writerow(names)
-            for batch in reader:
-                w.writerows(zip(*(c.to_pylist() for c in batch.columns), strict=True))
-        elif args.format == "json":
-            for batch in reader:
-                for row in batch.to_pylist():
-                    out.write(json.dumps(row, default=str, ensure_ascii=False) + "\n")
-        else:
-            rows: list[tuple] = []
-            for batch in reader:
-                rows += zip(*(c.to_pylist() for c in batch.columns), strict=True)
-                if len(rows) > args.limit:
-                    break
-            print_table(names, rows[: args.limit], out)
-            if len(rows) > args.limit:
-                print(f"(first {args.limit} rows; use --limit or --format csv for all)", file=sys.stderr)
-    finally:
-        con.close()
+    run_query(config.settings, args.query, args.format, args.limit, sys.stdout)
     return EXIT_OK
-
-
-def print_table(names: list[str], rows: list[tuple], out) -> None:
-    """Rows as aligned text columns under their names."""
-    cells = [[("" if v is None else str(v)) for v in row] for row in rows]
-    widths = [max([len(n)] + [len(r[i]) for r in cells]) for i, n in enumerate(names)]
-    out.write("  ".join(n.ljust(w) for n, w in zip(names, widths, strict=True)).rstrip() + "\n")
-    out.write("  ".join("-" * w for w in widths) + "\n")
-    for r in cells:
-        out.write("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() + "\n")
 
 
 def cmd_report(args: argparse.Namespace, config: Config) -> int:
@@ -407,33 +298,40 @@ def cmd_report(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_status(args: argparse.Namespace, config: Config) -> int:
-    from etl.state import StateStore
+    from etl.render import show_rows
+    from etl.state import status
 
-    state = StateStore(config.settings.state_db)
-    try:
-        files = state.files()
-        cursors = state.cursors()
-        runs = state.runs(5)
-    finally:
-        state.close()
+    data = status(config.settings.state_db)
     if args.json:
-        print(
-            json.dumps(
-                {"files": [dataclasses.asdict(f) for f in files], "cursors": cursors, "runs": runs},
-                default=str,
-            )
-        )
+        print(json.dumps(data, default=str))
         return EXIT_OK
     print(f"state: {config.settings.state_db}")
-    print_table(
-        ["dataset", "file", "stage", "rows", "rejected", "error"],
-        [(f.dataset, f.path, f.stage, f.rows_out, f.rows_rejected, (f.error or "")[:80]) for f in files],
-        sys.stdout,
+    files = data["files"]
+    show_rows(
+        {
+            "dataset": [f["dataset"] for f in files],
+            "file": [f["path"] for f in files],
+            "stage": [f["stage"] for f in files],
+            "rows": [f["rows_out"] for f in files],
+            "rejected": [f["rows_rejected"] for f in files],
+            "error": [(f["error"] or "")[:80] for f in files],
+        }
     )
-    for name, value in cursors.items():
+    for name, value in data["cursors"].items():
         print(f"cursor {name}: {value}")
-    for r in runs:
-        print(f"run {r['id']} {r['command']}: {r['status']}")
+    runs = data["runs"]
+    if runs:
+        show_rows(
+            {
+                "run": [r["id"] for r in runs],
+                "command": [r["command"] for r in runs],
+                "started": [r["started"] for r in runs],
+                "seconds": [r["seconds"] for r in runs],
+                "rows": [r["rows"] for r in runs],
+                "failed": [r["failed"] for r in runs],
+                "status": [r["status"] for r in runs],
+            }
+        )
     return EXIT_OK
 
 

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from etl.errors import ConfigError
-from etl.memory import parse_size
+from etl.kinds import get_source
+from etl.memory import check_budget, parse_size
 
 DEFAULT_MEMORY_LIMIT = "1GB"
 # Settings that an ETL_<NAME> variable overrides (ETL_MEMORY_LIMIT, ETL_DATA_DIR, ETL_THREADS, ETL_SQL_DIR,
@@ -58,11 +59,16 @@ class Settings:
 
 @dataclass
 class Dataset:
-    """One dataset of etl.toml: its name, its kind of source, and that source's options."""
+    """One dataset of etl.toml: its name, its kind of source, that source's options, and its label policy.
+
+    `labels`: "text" (default) gives the staging views their decoded label columns; "codes" keeps the codes only
+    (see etl/dictionary.py).
+    """
 
     name: str
     kind: str
     options: Any
+    labels: str = "text"
 
 
 @dataclass
@@ -153,7 +159,7 @@ def settings_from(
             raw[name] = int(value) if name == "threads" and value.isdigit() else value
     raw.update({k: v for k, v in overrides.items() if v is not None})
     if "memory_limit" in raw:
-        raw["memory_limit"] = parse_size(raw["memory_limit"])
+        raw["memory_limit"] = check_budget(parse_size(raw["memory_limit"]))
     settings = build_options(Settings, raw, where)
     if settings.threads < 1:
         raise ConfigError(f"{where}.threads must be at least 1")
@@ -173,8 +179,6 @@ def load_config(
 
     With with_datasets=False the datasets are left out, unchecked: checking them imports every kind's source module.
     """
-    from etl.sources import get_source
-
     env = dict(os.environ if env is None else env)
     doc: dict[str, Any] = {}
     if path is not None:
@@ -195,6 +199,10 @@ def load_config(
             raise ConfigError(f"{where}: missing key 'kind'")
         table = dict(table)
         kind = table.pop("kind")
+        labels = table.pop("labels", "text")
+        if labels not in ("text", "codes"):
+            raise ConfigError(f'{where}.labels must be "text" or "codes", not {labels!r}')
         source = get_source(kind, where)
-        datasets[name] = Dataset(name=name, kind=kind, options=build_options(source.Options, table, where))
+        options = build_options(source.Options, table, where)
+        datasets[name] = Dataset(name=name, kind=kind, options=options, labels=labels)
     return Config(settings=settings, datasets=datasets, sections=doc, path=path)

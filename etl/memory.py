@@ -29,6 +29,9 @@ _UNITS = {
 }
 # What a Python process with pyarrow, duckdb and polars imported holds before any data.
 BASELINE_BYTES = 120 * MB
+# The smallest budget etl accepts: a conversion's baseline, its batches and DuckDB's minimum fit in it (a 1M-record
+# .dbc converts in 149-164 MB at 256 MB); below it every step would report itself over budget.
+MIN_MEMORY_LIMIT = 256 * MB
 
 
 def parse_size(text: str | int) -> int:
@@ -39,6 +42,16 @@ def parse_size(text: str | int) -> int:
     if not m or m.group(2).upper() not in _UNITS:
         raise ConfigError(f"invalid size {text!r}", hint="Write it like 512MB or 2GB")
     return int(float(m.group(1)) * _UNITS[m.group(2).upper()])
+
+
+def check_budget(budget: int) -> int:
+    """The budget, or a ConfigError when it is too small to work, naming the smallest that does."""
+    if budget < MIN_MEMORY_LIMIT:
+        raise ConfigError(
+            f"a memory limit of {budget / MB:g} MB is too small to work",
+            hint=f"The smallest is {MIN_MEMORY_LIMIT // MB}MB",
+        )
+    return budget
 
 
 def duckdb_memory_limit(budget: int, share: float = 0.5, reserve: int = 170 * MB) -> int:

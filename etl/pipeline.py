@@ -7,22 +7,21 @@ Each step is measured (rows, bytes, seconds, peak RSS) and recorded; one failed 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
-import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from etl.config import Config, Dataset
 from etl.engines import Outcome, Task, get_engine
 from etl.errors import EtlError, FetchFailures
-from etl.files import atomic_path, checksum, remove_partials
+from etl.files import checksum, remove_partials
+from etl.kinds import get_source
 from etl.lock import WriterLock
-from etl.memory import MB, RssMonitor
-from etl.sources import Context, ConvertResult, get_source, local_files
+from etl.memory import MB
+from etl.sources import Context, local_files
 from etl.state import FileRecord, StateStore
+from etl.summary import Step, Summary, finish_step, log_converted, log_findings, measured, record
 
 if TYPE_CHECKING:  # DuckDB is imported only by the steps that use it: a conversion's RSS need not carry it
     from etl.sinks import duckdb as warehouse
@@ -31,112 +30,6 @@ logger = logging.getLogger(__name__)
 
 # The transforms that ship with etl (sql/ beside the package), used where the configured sql_dir has none.
 BUILTIN_SQL = Path(__file__).resolve().parent.parent / "sql"
-
-
-@dataclass
-class Step:
-    """One measured unit of work: acquiring a dataset, converting a file, building the warehouse."""
-
-    step: str
-    dataset: str | None = None
-    file: str | None = None
-    status: str = "ok"  # ok | skipped | failed
-    rows: int = 0
-    rejected: int = 0
-    bytes: int = 0
-    seconds: float = 0.0
-    peak_rss_mb: float = 0.0
-    over_budget: bool = False
-    error: str | None = None
-    rows_before: int | None = None  # a revised file: the rows its earlier version was converted to
-    worker: str | None = None  # host:pid of the process that converted the file (a Spark executor's worker)
-
-
-@dataclass
-class Summary:
-    command: str
-    steps: list[Step] = field(default_factory=list)
-    memory_limit_mb: float = 0.0
-    run_id: int | None = None
-    interrupted: bool = False
-    started_at: float = field(default_factory=time.time)
-    engine: dict[str, Any] = field(default_factory=lambda: {"name": "local"})
-
-    @property
-    def failed(self) -> list[Step]:
-        return [s for s in self.steps if s.status == "failed"]
-
-    @property
-    def revised(self) -> list[Step]:
-        """Files converted again because their raw file changed (a DATASUS file published anew)."""
-        return [s for s in self.steps if s.status == "ok" and s.rows_before is not None]
-
-    def to_dict(self) -> dict[str, Any]:
-        done = [s for s in self.steps if s.status == "ok"]
-        return {
-            "command": self.command,
-            "engine": self.engine,
-            "run_id": self.run_id,
-            "started_at": self.started_at,
-            "status": "interrupted" if self.interrupted else "failed" if self.failed else "ok",
-            "rows": sum(s.rows for s in done if s.step == "convert"),
-            "rejected": sum(s.rejected for s in done if s.step == "convert"),
-            "bytes": sum(s.bytes for s in done if s.step == "convert"),
-            "seconds": round(sum(s.seconds for s in self.steps), 3),
-            "peak_rss_mb": max((s.peak_rss_mb for s in self.steps), default=0.0),
-            "memory_limit_mb": self.memory_limit_mb,
-            "failed": len(self.failed),
-            "skipped": sum(s.status == "skipped" for s in self.steps),
-            "revised": [
-                {"file": s.file, "rows_before": s.rows_before, "rows_after": s.rows} for s in self.revised
-            ],
-            "steps": [asdict(s) for s in self.steps],
-        }
-
-
-def log_findings(name: str, result: ConvertResult) -> None:
-    """Warn of what a conversion kept but could not fully read: untyped values, and the source's warnings."""
-    for column, n in result.nulled.items():
-        logger.warning("%s: %d values of %s could not be typed and are null", name, n, column)
-    for warning in result.warnings:
-        logger.warning("%s: %s", name, warning)
-
-
-def measured(summary: Summary, step: Step, budget: int | Callable[[], int], work: Callable[[], Any]) -> Any:
-    """Run work under the RSS monitor; record the step (failed with the error's text if it raises EtlError).
-
-    `budget` may be a function, asked when the work is done (an engine's budget grows once its cluster runs)."""
-    start = time.perf_counter()
-    try:
-        with RssMonitor() as rss:
-            try:
-                return work()
-            except EtlError as e:
-                step.status, step.error = "failed", str(e)
-            except Exception as e:  # a bug must not stop the other files; keep its traceback in the log
-                logger.debug("unexpected error", exc_info=True)
-                step.status, step.error = "failed", f"{type(e).__name__}: {e}"
-            return None
-    finally:
-        step.seconds = round(time.perf_counter() - start, 3)
-        step.peak_rss_mb = rss.peak_mb
-        finish_step(summary, step, budget() if callable(budget) else budget)
-
-
-def finish_step(summary: Summary, step: Step, budget: int) -> None:
-    """Add a measured step to the summary; log its failure, and a peak RSS over the budget."""
-    step.over_budget = step.peak_rss_mb * MB > budget
-    summary.steps.append(step)
-    if step.status == "failed":
-        logger.error("%s %s: %s", step.step, step.file or step.dataset or "", step.error)
-    if step.over_budget:
-        logger.warning(
-            "%s %s: peak RSS %.0f MB exceeded the %.0f MB budget",
-            step.step,
-            step.file or step.dataset,
-            step.peak_rss_mb,
-            budget / MB,
-        )
 
 
 class Pipeline:
@@ -243,20 +136,7 @@ class Pipeline:
 
     def _finish(self, summary: Summary) -> None:
         summary.engine = self.engine.describe()
-        report = summary.to_dict()
-        for s in summary.steps:
-            # rows_before and worker live in the report only: the steps table predates them
-            fields = {
-                k: v for k, v in asdict(s).items() if k not in ("step", "status", "rows_before", "worker")
-            }
-            self.state.add_step(summary.run_id, s.step, s.status, **fields)
-        self.state.finish_run(
-            summary.run_id, report["status"], {k: v for k, v in report.items() if k != "steps"}
-        )
-        reports = self.settings.reports_dir
-        for name in (f"run-{summary.run_id}.json", "last-run.json"):
-            with atomic_path(reports / name) as tmp:
-                tmp.write_text(json.dumps(report, indent=2, default=str))
+        record(self.state, summary, self.settings.reports_dir)
 
     def raw_files(self, ds: Dataset, summary: Summary) -> list[Path]:
         source = get_source(ds.kind)
@@ -298,7 +178,7 @@ class Pipeline:
                 tasks.append(Task(ds, path, out_dir, key))
         with self.ctx.bar(len(tasks), "file", ds.name) as bar:
             for outcome in self.engine.convert(tasks, self.ctx):
-                self.record(outcome, before[outcome.task.key], summary)
+                self.record_outcome(outcome, before[outcome.task.key], summary)
                 bar.update(1)
 
     def is_done(self, ds: Dataset, key: str, path: Path) -> bool:
@@ -334,7 +214,7 @@ class Pipeline:
             and all(Path(p).exists() for p in before.outputs.values())
         )
 
-    def record(self, outcome: Outcome, before: FileRecord | None, summary: Summary) -> None:
+    def record_outcome(self, outcome: Outcome, before: FileRecord | None, summary: Summary) -> None:
         """Record one conversion in the state store (the driver alone writes it); `before`: a revised file's
         earlier record."""
         ds, key, result = outcome.task.dataset, outcome.task.key, outcome.result
@@ -369,16 +249,7 @@ class Pipeline:
             outputs=result.outputs,
             error=None,
         )
-        logger.info(
-            "%s: %d rows, %d rejected, %.1f MB, %.1fs, peak RSS %.0f MB%s",
-            key,
-            step.rows,
-            step.rejected,
-            step.bytes / MB,
-            step.seconds,
-            step.peak_rss_mb,
-            f" ({outcome.worker})" if self.engine.name != "local" else "",
-        )
+        log_converted(step, outcome.task.out_dir / "_rejects")
 
     def views(self) -> list[warehouse.View]:
         """A view per dataset table over the Parquet files the state store lists as converted."""
@@ -429,9 +300,10 @@ class Pipeline:
         step = Step("warehouse")
 
         def build() -> None:
-            from etl.sinks import duckdb as warehouse
+            from etl.transform import build_warehouse
 
-            warehouse.build_warehouse(self.settings, views, transforms, sql_text=sql_text)
+            labels = {ds.name: ds.labels for ds in self.config.datasets.values()}
+            build_warehouse(self.settings, views, transforms, labels, sql_text)
             step.rows = len(views)
 
         measured(summary, step, self.engine.driver_budget, build)

@@ -5,6 +5,7 @@ SQLite because it is transactional, needs no server, and never locks the DuckDB 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 import threading
@@ -48,6 +49,15 @@ CREATE TABLE IF NOT EXISTS steps (
     rows INTEGER, rejected INTEGER, bytes INTEGER,
     seconds REAL, peak_rss_mb REAL, over_budget INTEGER,
     error TEXT
+);
+CREATE TABLE IF NOT EXISTS published (
+    destination TEXT NOT NULL,     -- PostgreSQL host:port/database
+    target TEXT NOT NULL,          -- schema.table there
+    source TEXT NOT NULL,          -- the warehouse's table or view
+    fingerprint TEXT NOT NULL,     -- of its definition, inputs and columns when loaded
+    rows INTEGER,
+    loaded_at REAL NOT NULL,
+    PRIMARY KEY (destination, target)
 );
 """
 
@@ -184,9 +194,10 @@ class StateStore:
         return dict(self.db.execute("SELECT name, value FROM cursors ORDER BY name").fetchall())
 
     # runs
-    def start_run(self, command: str) -> int:
-        # A run still marked running was killed: say so rather than leave it looking alive.
-        self.db.execute("UPDATE runs SET status = 'interrupted' WHERE status = 'running'")
+    def start_run(self, command: str, *, sweep: bool = True) -> int:
+        """A new run; with sweep (the writer lock held), runs still marked running were killed: say so."""
+        if sweep:
+            self.db.execute("UPDATE runs SET status = 'interrupted' WHERE status = 'running'")
         return self.db.execute(
             "INSERT INTO runs (command, started_at) VALUES (?, ?)", (command, time.time())
         ).lastrowid
@@ -213,3 +224,47 @@ class StateStore:
         cur = self.db.execute("SELECT * FROM steps WHERE run_id = ? ORDER BY rowid", (run_id,))
         names = [d[0] for d in cur.description]
         return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+    # published: warehouse objects loaded into PostgreSQL
+    def get_published(self, destination: str, target: str) -> dict[str, Any] | None:
+        cur = self.db.execute(
+            "SELECT * FROM published WHERE destination = ? AND target = ?", (destination, target)
+        )
+        row = cur.fetchone()
+        return dict(zip([d[0] for d in cur.description], row, strict=True)) if row else None
+
+    def put_published(self, destination: str, target: str, source: str, fingerprint: str, rows: int) -> None:
+        self.db.execute(
+            "INSERT INTO published VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (destination, target) DO UPDATE SET "
+            "source = excluded.source, fingerprint = excluded.fingerprint, rows = excluded.rows, "
+            "loaded_at = excluded.loaded_at",
+            (destination, target, source, fingerprint, rows, time.time()),
+        )
+
+
+def status(path: Path, runs: int = 10) -> dict[str, Any]:
+    """What the state store knows: every file, the cursors, and the last runs with their figures."""
+    state = StateStore(path)
+    try:
+        files, cursors, recent = state.files(), state.cursors(), state.runs(runs)
+    finally:
+        state.close()
+    return {
+        "files": [dataclasses.asdict(f) for f in files],
+        "cursors": cursors,
+        "runs": [_run_status(r) for r in recent],
+    }
+
+
+def _run_status(run: dict[str, Any]) -> dict[str, Any]:
+    summary = json.loads(run["summary"]) if run["summary"] else {}
+    finished = run["finished_at"]
+    return {
+        **run,
+        "summary": summary,
+        "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run["started_at"])),
+        "seconds": round(finished - run["started_at"], 1) if finished else None,
+        "rows": summary.get("rows"),
+        "rejected": summary.get("rejected"),
+        "failed": summary.get("failed"),
+    }

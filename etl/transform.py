@@ -3,7 +3,8 @@
 A transform folder (sql/<kind>/, sql/<dataset>/) holds files run in name order. `NNN_name.sql` runs in DuckDB
 with the dataset's schema as the default. `NNN_name.py` defines `transform(tables) -> polars.LazyFrame`, where
 `tables` maps the dataset's table names to lazy scans of their Parquet; the result is sunk by the streaming
-engine to data/marts/<dataset>/<name>.parquet and becomes the view `<dataset>.<name>`.
+engine to data/marts/<dataset>/<name>.parquet and becomes the view `<dataset>.<name>`. `NNN_name.csv` is a data
+dictionary of the views before it (etl/dictionary.py): column comments, and the dataset's label policy.
 """
 
 from __future__ import annotations
@@ -18,13 +19,86 @@ from pathlib import Path
 import duckdb
 
 from etl.config import Settings
+from etl.dictionary import apply_dictionary
 from etl.errors import LoadError
 from etl.files import atomic_path
 from etl.memory import MB
-from etl.sinks.duckdb import View, hint, quote_ident, quote_literal, run_sql_file
+from etl.reference import load_reference
+from etl.sinks.duckdb import (
+    WAREHOUSE_RESERVE,
+    WAREHOUSE_SHARE,
+    View,
+    connect,
+    create_views,
+    hint,
+    quote_ident,
+    quote_literal,
+    run_sql_file,
+)
 from etl.sinks.parquet import row_group_bytes
 
 logger = logging.getLogger(__name__)
+
+
+def build_warehouse(
+    settings: Settings,
+    views: list[View],
+    transforms: dict[str, list[Path]],
+    labels: dict[str, str] | None = None,
+    sql_text: dict[tuple[str, Path], str] | None = None,
+) -> Path:
+    """Build the warehouse into a temporary file and rename it into place.
+
+    A notebook holding the old file open keeps reading the old, complete version; new connections see the new one.
+    `transforms` maps a schema to its transform files (SQL, or Python with Polars), run in order with that schema
+    as the default, under the schema's label policy (`labels`, default "text"). A failing file stops its dataset; the others still run so that every error is reported, and
+    then the new warehouse is discarded: the previous one stays in place. Tables the transforms create (marts)
+    are also exported as Parquet under data/marts/<dataset>/. `sql_text` holds, per (schema, file), the text to run
+    instead of the file's (the Spark engine's: its marts as views over the Parquet Spark wrote).
+    """
+    final = settings.warehouse
+    errors: list[LoadError] = []
+    with atomic_path(final) as tmp:
+        con = connect(settings, tmp, share=WAREHOUSE_SHARE, reserve=WAREHOUSE_RESERVE)
+        try:
+            create_views(con, views)
+            load_reference(con)  # ref.municipios, ref.cid10, …: staging SQL joins them
+            for schema, files in transforms.items():
+                con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
+                con.execute(f"SET schema = {quote_literal(schema)}")
+                try:
+                    for path in files:
+                        run_transform(
+                            con,
+                            settings,
+                            schema,
+                            path,
+                            [v for v in views if v.schema == schema],
+                            (labels or {}).get(schema, "text"),
+                            (sql_text or {}).get((schema, path)),
+                        )
+                except LoadError as e:
+                    errors.append(e)
+                con.execute("SET schema = 'main'")
+            if errors:
+                raise TransformFailures(errors)
+            for schema in transforms:
+                export_marts(con, settings, schema)
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
+        wal = Path(str(tmp) + ".wal")
+        if wal.exists():  # a clean close checkpoints; a leftover WAL would belong to the old name
+            os.unlink(wal)
+    return final
+
+
+class TransformFailures(LoadError):
+    """One or more transform files failed; the previous warehouse was kept."""
+
+    def __init__(self, errors: list[LoadError]):
+        self.errors = errors
+        super().__init__("; ".join(str(e) for e in errors), hint="The previous warehouse is still in place")
 
 
 def marts_dir(settings: Settings, schema: str) -> Path:
@@ -37,11 +111,14 @@ def run_transform(
     schema: str,
     path: Path,
     views: list[View],
+    labels: str = "text",
     text: str | None = None,
 ) -> None:
     """Run a transform file; `text`, when given, is run in place of a SQL file's own."""
     if path.suffix == ".py":
         run_polars_file(con, settings, schema, path, views)
+    elif path.suffix == ".csv":
+        apply_dictionary(con, schema, path, labels)
     else:
         run_sql_file(con, path, text)
 

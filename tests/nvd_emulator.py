@@ -1,6 +1,8 @@
 """An NVD CVE API 2.0 emulator on loopback: pages, lastModified windows, the rolling rate limit, and NVD's faults.
 
-`Emulator` holds generated CVEs (`make_cve`, shaped like NVD's records) and answers like NVD: `startIndex` /
+`Emulator` holds generated CVEs (`make_cve`, shaped like NVD's records) and changes (`make_change`, the Change
+History API's, served at HISTORY_PATH under the same rate limit and faults, paged by changeStartDate/changeEndDate
+and at most 5,000 a page) and answers like NVD: `startIndex` /
 `resultsPerPage` paging, `lastModStartDate`/`lastModEndDate` filtering (a 404 with a `message` header when only
 one end is given, a date lacks its offset, or the range exceeds 120 days), 403 beyond `limit` requests in a
 rolling `window` seconds, and faults injected one per admitted request. The `nvd_emulator` fixture runs one (import `nvd_emulator_fixture` into a test module to use it).
@@ -22,12 +24,34 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from etl.samples.nvd import make_cve
+from etl.samples.nvd import make_change, make_cve
 
-__all__ = ["BASE", "FAULTS", "Emulator", "make_cve", "nvd_emulator_fixture", "running", "serve"]
+__all__ = [
+    "BASE",
+    "FAULTS",
+    "HISTORY_PATH",
+    "Emulator",
+    "make_cve",
+    "nvd_emulator_fixture",
+    "running",
+    "serve",
+]
 
 BASE = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 PATH = "/rest/json/cves/2.0"
+HISTORY_PATH = "/rest/json/cvehistory/2.0"
+# What differs between the two APIs: the date parameters, the items' key and timestamp, the page size limit.
+APIS = {
+    PATH: ("lastModStartDate", "lastModEndDate", "vulnerabilities", ("cve", "lastModified"), "NVD_CVE", 2000),
+    HISTORY_PATH: (
+        "changeStartDate",
+        "changeEndDate",
+        "cveChanges",
+        ("change", "created"),
+        "NVD_CVEHistory",
+        5000,
+    ),
+}
 FAULTS = ("503", "429", "slow", "drop", "malformed", "grow")
 # NVD insists on extended ISO-8601 with an explicit offset for the lastMod dates.
 ISO_WITH_OFFSET = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
@@ -50,15 +74,18 @@ class Emulator:
         self,
         count: int = 250,
         *,
+        changes: int = 0,
         limit: int = 5,
         window: float = 1.0,
-        max_page: int = 2000,
+        max_page: int | None = None,
         max_days: int = 120,
         retry_after: int = 1,
         slow_seconds: float = 1.5,
     ):
         # CVE i was last modified i hours after BASE.
         self.cves = [make_cve(i, modified=BASE + dt.timedelta(hours=i)) for i in range(count)]
+        # Change j (of the Change History API) was created j hours after BASE; it changes CVE j // 3.
+        self.changes = [make_change(j // 3, j % 3, BASE + dt.timedelta(hours=j)) for j in range(changes)]
         self.limit, self.window, self.max_page, self.max_days = limit, window, max_page, max_days
         self.retry_after, self.slow_seconds = retry_after, slow_seconds
         self.faults: list[str | None] = []
@@ -67,20 +94,29 @@ class Emulator:
         self.sent: collections.deque[float] = collections.deque()
         self.lock = threading.Lock()
 
-    def add(self, modified: dt.datetime, *, first: bool = False) -> dict:
-        """A new CVE last modified at `modified`, appended (or inserted first)."""
-        cve = make_cve(len(self.cves), modified=modified)
-        self.cves.insert(0 if first else len(self.cves), cve)
-        return cve
+    def add(self, modified: dt.datetime, *, first: bool = False, history: bool = False) -> dict:
+        """A new CVE last modified (or, with history, a change created) at `modified`, appended or inserted first."""
+        items = self.changes if history else self.cves
+        item = (
+            make_change(len(items) // 3, 3, modified) if history else make_cve(len(items), modified=modified)
+        )
+        items.insert(0 if first else len(items), item)
+        return item
 
-    def matching(self, start: dt.datetime | None = None, end: dt.datetime | None = None) -> list[dict]:
-        """The CVEs a query for lastModified in [start, end] returns (all of them without dates), in order."""
+    def matching(
+        self, start: dt.datetime | None = None, end: dt.datetime | None = None, *, history: bool = False
+    ) -> list[dict]:
+        """The CVEs (or changes) a query for lastModified (created) in [start, end] returns (all without dates)."""
+        items = self.changes if history else self.cves
         if start is None:
-            return list(self.cves)
-        return [c for c in self.cves if start <= _time(c["cve"]["lastModified"]) <= end]
+            return list(items)
+        key, stamp = APIS[HISTORY_PATH if history else PATH][3]
+        return [c for c in items if start <= _time(c[key][stamp]) <= end]
 
-    def handle(self, query: dict, headers) -> tuple[int, dict, bytes, str | None]:
-        """Status, headers, body and the fault to apply while sending, for one GET."""
+    def handle(self, query: dict, headers, path: str = PATH) -> tuple[int, dict, bytes, str | None]:
+        """Status, headers, body and the fault to apply while sending, for one GET of one of the two APIs."""
+        start_key, end_key, items_key, _, fmt, max_page = APIS[path]
+        history = path == HISTORY_PATH
         with self.lock:
             now = time.monotonic()
             while self.sent and now - self.sent[0] >= self.window:
@@ -95,32 +131,33 @@ class Emulator:
                 return 503, {}, b"Service Unavailable", None
             if fault == "429":
                 return 429, {"Retry-After": str(self.retry_after)}, b"Too Many Requests", None
-            start_s, end_s = query.get("lastModStartDate"), query.get("lastModEndDate")
+            start_s, end_s = query.get(start_key), query.get(end_key)
             if bool(start_s) != bool(end_s):
-                return 404, {"message": "Both lastModStartDate and lastModEndDate are required"}, b"", None
+                return 404, {"message": f"Both {start_key} and {end_key} are required"}, b"", None
             start = end = None
             if start_s:
                 if not (ISO_WITH_OFFSET.match(start_s) and ISO_WITH_OFFSET.match(end_s)):
                     return 404, {"message": "Invalid date: use extended ISO-8601 with an offset"}, b"", None
                 start, end = _time(start_s), _time(end_s)
                 if not dt.timedelta(0) <= end - start <= dt.timedelta(days=self.max_days):
-                    message = f"The lastMod date range must not exceed {self.max_days} days"
+                    message = f"The {start_key[:-9]} date range must not exceed {self.max_days} days"
                     return 404, {"message": message}, b"", None
             if fault == "grow":
-                self.add(start + dt.timedelta(seconds=1) if start else BASE, first=True)
-            cves = self.matching(start, end)
+                self.add(start + dt.timedelta(seconds=1) if start else BASE, first=True, history=history)
+            items = self.matching(start, end, history=history)
         first = int(query.get("startIndex", 0))
-        size = min(int(query.get("resultsPerPage", self.max_page)), self.max_page)
-        page = cves[first : first + size]
+        limit = min(self.max_page or max_page, max_page)
+        size = min(int(query.get("resultsPerPage", limit)), limit)
+        page = items[first : first + size]
         body = json.dumps(
             {
                 "resultsPerPage": len(page),
                 "startIndex": first,
-                "totalResults": len(cves),
-                "format": "NVD_CVE",
+                "totalResults": len(items),
+                "format": fmt,
                 "version": "2.0",
                 "timestamp": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3],
-                "vulnerabilities": page,
+                items_key: page,
             }
         ).encode()
         if fault == "malformed":
@@ -147,11 +184,11 @@ def serve(emulator: Emulator) -> tuple[ThreadingHTTPServer, str]:
 
         def do_GET(self):
             url = urlparse(self.path)
-            if url.path != PATH:
+            if url.path not in APIS:
                 self.send_error(404)
                 return
             query = {k: v[0] for k, v in parse_qs(url.query).items()}
-            status, headers, body, fault = emulator.handle(query, self.headers)
+            status, headers, body, fault = emulator.handle(query, self.headers, url.path)
             if fault == "slow":
                 time.sleep(emulator.slow_seconds)
             self.send_response(status)

@@ -61,5 +61,5 @@ def test_environment_and_cli_overrides(tmp_path):
     path = write(tmp_path, '[etl]\nmemory_limit = "1GB"\nthreads = 2\n')
     cfg = load_config(path, env={"ETL_MEMORY_LIMIT": "300MB", "ETL_THREADS": "1"})
     assert (cfg.settings.memory_limit, cfg.settings.threads) == (300 * MB, 1)
-    cfg = load_config(path, env={"ETL_MEMORY_LIMIT": "300MB"}, overrides={"memory_limit": "200MB"})
-    assert cfg.settings.memory_limit == 200 * MB
+    cfg = load_config(path, env={"ETL_MEMORY_LIMIT": "300MB"}, overrides={"memory_limit": "400MB"})
+    assert cfg.settings.memory_limit == 400 * MB

@@ -123,7 +123,8 @@ def test_sql_command_formats(etl, project):
     r = etl("sql", "SELECT 1 AS one", "--format", "json")
     assert json.loads(r.out) == {"one": 1}
     r = etl("sql", "SELECT 1 AS one, 'x' AS two")
-    assert r.out.splitlines() == ["one  two", "---  ---", "1    x"]
+    cells = [[c.strip() for c in line.split("│")[1:-1]] for line in r.out.splitlines() if "│" in line]
+    assert cells == [["one", "two"], ["int32", "varchar"], ["1", "x"]]  # DuckDB's own rendering
     r = etl("sql", "CREATE TABLE t AS SELECT 1")
     assert r.code == 1 and "read-only" in r.err
 
@@ -149,7 +150,7 @@ KILLED = {  # config, rows, and a checksum of the warehouse's view
     ),
     "dbc": (
         DATASUS_CONFIG,
-        60_000,  # per file, six files: .dbc conversions overlap decompression, and are killed during both
+        360_000,  # in 24 files: .dbc conversions overlap decompression, and are killed during both
         "SELECT count(*), sum(hash(N_AIH, VAL_TOT, DT_INTER, _source_file, _source_row)) FROM admissions",
     ),
 }
@@ -211,4 +212,8 @@ def test_ctrl_c_is_recorded_as_interrupted_and_the_rerun_completes(etl, project,
     assert json.loads((project / "data/reports/last-run.json").read_text())["status"] == "interrupted"
     monkeypatch.setattr(csv, "convert_file", real)
     assert etl("run").code == 0
-    assert "run 2 run: ok" in etl("status").out and "run 1 run: interrupted" in etl("status").out
+    runs = json.loads(etl("--json", "status").out)["runs"]
+    assert [(r["id"], r["command"], r["status"]) for r in runs] == [
+        (2, "run", "ok"),
+        (1, "run", "interrupted"),
+    ]

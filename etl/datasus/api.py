@@ -64,7 +64,7 @@ def dataset_for(
                 f"the config has no {spec.name} {group} dataset named {dataset!r}",
                 hint=f"Its datasus datasets: {', '.join(mine) or 'none'}",
             )
-        return Dataset(ds.name, ds.kind, dataclasses.replace(ds.options, **selection))
+        return dataclasses.replace(ds, options=dataclasses.replace(ds.options, **selection))
     for ds in config.datasets.values():
         opts = ds.options
         if (
@@ -72,7 +72,7 @@ def dataset_for(
             and (opts.system, opts.group) == (spec.name, group)
             and not (opts.sample or opts.paths)
         ):
-            return Dataset(ds.name, ds.kind, dataclasses.replace(opts, **selection))
+            return dataclasses.replace(ds, options=dataclasses.replace(opts, **selection))
     name = f"{spec.name}_{group}".lower()
     name = f"{name}_ftp" if name in config.datasets else name
     try:
@@ -142,6 +142,7 @@ def scan(
     pushing Polars' column selections and filters down into the query, so the data is never loaded whole.
     """
     from etl.pipeline import Pipeline
+    from etl.reference import load_reference
     from etl.sinks import duckdb as warehouse
     from etl.sinks.duckdb import quote_ident
     from etl.transform import run_transform
@@ -171,13 +172,19 @@ def scan(
         f"[{', '.join(warehouse.quote_literal(str(f)) for f in files)}], union_by_name = true)"
     )
     views = [warehouse.View(ds.name, "records", files)]
-    for path in sql_files:  # up to the staging view: the marts after it are the warehouse's business
-        run_transform(con, cfg.settings, ds.name, path, views)
-        if con.execute(
-            "SELECT 1 FROM duckdb_views() WHERE schema_name = ? AND view_name = ?", [ds.name, view]
-        ).fetchall():
-            break
-    else:
+    load_reference(con)
+    staged = False
+    for (
+        path
+    ) in sql_files:  # up to the staging view, then its dictionary: the marts are the warehouse's business
+        if not staged or path.suffix == ".csv":
+            run_transform(con, cfg.settings, ds.name, path, views, ds.labels)
+        staged = staged or bool(
+            con.execute(
+                "SELECT 1 FROM duckdb_views() WHERE schema_name = ? AND view_name = ?", [ds.name, view]
+            ).fetchall()
+        )
+    if not staged:
         raise EtlError(
             f"no SQL file creates {ds.name}.{view}", hint=f"Looked in: {', '.join(map(str, sql_files))}"
         )

@@ -61,7 +61,7 @@ class Group:
     folders: tuple[Folder, ...] = ()  # default: the system's folders
     year_digits: int | None = None  # default: the system's
     stateless: bool = False  # one national file named without a state (`DOFET22.dbc`)
-    staging: str | None = None  # the staging view of sql/datasus/<system>_<group>/, where there is one
+    staging: str | None = None  # the staging view of sql/datasus/<system>[_<group>]/, where there is one
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def handle(args: argparse.Namespace, config: Config) -> int:
     """Run `etl datasus …`; print a table, or JSON with the global --json."""
-    from etl.cli import print_table
+    from etl.render import show_rows
 
     command = args.datasus_command
     if command == "systems":
@@ -44,22 +44,35 @@ def handle(args: argparse.Namespace, config: Config) -> int:
     if args.json:
         print(json.dumps(data, ensure_ascii=False))
     elif command == "systems":
-        print_table(
-            ["system", "name", "english", "groups"],
-            [[s["system"], s["pt"], s["en"], " ".join(s["groups"])] for s in data["systems"]],
-            sys.stdout,
+        rows = data["systems"]
+        show_rows(
+            {
+                "system": [s["system"] for s in rows],
+                "name": [s["pt"] for s in rows],
+                "english": [s["en"] for s in rows],
+                "groups": [" ".join(s["groups"]) for s in rows],
+            }
         )
     elif command == "groups":
-        print_table(
-            ["group", "name", "english", "files", "staging view"],
-            [list(g.values()) for g in data["groups"]],
-            sys.stdout,
+        rows = data["groups"]
+        show_rows(
+            {
+                "group": [g["group"] for g in rows],
+                "name": [g["pt"] for g in rows],
+                "english": [g["en"] for g in rows],
+                "files": [g["files"] for g in rows],
+                "staging view": [g["staging"] for g in rows],
+            }
         )
     else:
-        print_table(
-            ["file", "size", "modified", "status"],
-            [[f["name"], f["size"], f["modified"] or "", f["status"]] for f in data["files"]],
-            sys.stdout,
+        rows = data["files"]
+        show_rows(
+            {
+                "file": [f["name"] for f in rows],
+                "size": [f["size"] for f in rows],
+                "modified": [f["modified"] for f in rows],
+                "status": [f["status"] for f in rows],
+            }
         )
         counts = ", ".join(f"{n} {s}" for s, n in data["counts"].items() if n)
         print(

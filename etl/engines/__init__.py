@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING
 
 from etl.errors import EtlError
 from etl.files import checksum
+from etl.kinds import get_source
 from etl.memory import RssMonitor
-from etl.sources import Context, ConvertResult, get_source
+from etl.sources import Context, ConvertResult
 
 if TYPE_CHECKING:
     from etl.config import Config, Dataset

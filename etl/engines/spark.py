@@ -271,8 +271,10 @@ class SparkEngine:
         from pyspark.errors import PySparkException
 
         from etl.engines.transpile import Transpiler
-        from etl.sinks.duckdb import TransformFailures
-        from etl.transform import marts_dir
+        from etl.reference import SCHEMA as REFERENCE_SCHEMA
+        from etl.reference import TABLES as REFERENCE_TABLES
+        from etl.reference import data_file as reference_file
+        from etl.transform import TransformFailures, marts_dir
 
         registry: dict[tuple[str, str], str] = {}
         # Views Spark cannot build stay DuckDB's alone: an error only for a mart that reads them.
@@ -294,6 +296,8 @@ class SparkEngine:
             register(v.schema, v.name, frame)
             if v.name == SINGLE_TABLE:  # `FROM <dataset>`, as in the warehouse
                 register("main", v.schema, frame)
+        for table in REFERENCE_TABLES:  # ref.municipios, ref.cid10, …: the Parquet etl ships
+            register(REFERENCE_SCHEMA, table, spark.read.parquet(str(reference_file(table))))
         functions = frozenset(r.function.lower() for r in spark.sql("SHOW FUNCTIONS").collect())
         errors: list[LoadError] = []
         for schema, stmts in plan.items():

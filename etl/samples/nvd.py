@@ -7,6 +7,8 @@ import datetime as dt
 import random
 from pathlib import Path
 
+from etl.sources.nvd_pages import COMPLETE, write_page
+
 VENDORS = [
     ("microsoft", "windows_10"),
     ("apache", "http_server"),
@@ -167,14 +169,52 @@ def make_cve(i: int, *, modified: dt.datetime | None = None, seed: int = 0) -> d
         cve["metrics"]["ssvcV203"] = [
             {
                 "source": "134c704f-9b21-4f2e-91b3-4a467353bcc0",
-                "ssvcData": {"exploitation": "none", "automatable": "yes", "technicalImpact": "total"},
+                "type": "Secondary",
+                "ssvcData": {
+                    "id": cve_id,
+                    "role": "CISA Coordinator",
+                    "timestamp": _stamp(published + dt.timedelta(days=2)),
+                    "version": "2.0.3",
+                    "exploitation": "active" if i % 7 == 0 else "none",
+                    "automatable": "yes",
+                    "technicalImpact": "total",
+                },
             }
         ]
-        cve["affected"] = [{"vendor": VENDORS[i % 10][0], "product": VENDORS[i % 10][1], "versions": []}]
+        vendor, product = VENDORS[i % 10]
+        cve["affected"] = [
+            {
+                "source": "cve@mitre.org",
+                "vendor": vendor,
+                "product": product,
+                "collectionURL": "https://repo.example.org",
+                "packageName": product,
+                "cpes": [f"cpe:2.3:a:{vendor}:{product}:*:*:*:*:*:*:*:*"],
+                "defaultStatus": "unaffected",
+                "versions": [
+                    {
+                        "version": "0",
+                        "lessThan": f"{i % 9 + 1}.{i % 7}",
+                        "status": "affected",
+                        "versionType": "semver",
+                    }
+                ],
+            }
+        ]
+    if i % 13 == 0:
+        cve["evaluatorImpact"] = "Only configurations with the module enabled are affected."
+        cve["vendorComments"] = [
+            {
+                "organization": VENDORS[i % 10][0].title(),
+                "comment": "Fixed in the next release.",
+                "lastModified": _stamp(published + dt.timedelta(days=5)),
+            }
+        ]
     if i % 7 == 0:
+        added = published.date() + dt.timedelta(days=30)
         cve.update(
-            cisaExploitAdd="2024-05-01",
-            cisaActionDue="2024-05-22",
+            cisaExploitAdd=added.isoformat(),
+            cisaActionDue=(added + dt.timedelta(days=21)).isoformat(),
             cisaRequiredAction="Apply updates.",
             cisaVulnerabilityName=f"{VENDORS[i % 10][0].title()} vulnerability {i}",
         )
@@ -224,8 +264,6 @@ def make_cve(i: int, *, modified: dt.datetime | None = None, seed: int = 0) -> d
 
 def write_sample(folder: Path, pages: int = 6, per_page: int = 500) -> Path:
     """A complete sync window of pages; the last page repeats a few CVEs modified again (as later syncs do)."""
-    from etl.sources.nvd import COMPLETE, write_page
-
     folder = Path(folder)
     if (folder / COMPLETE).exists():
         return folder
@@ -236,5 +274,80 @@ def write_sample(folder: Path, pages: int = 6, per_page: int = 500) -> Path:
         if p == pages - 1:
             vulns[-5:] = [make_cve(i, modified=dt.datetime(2026, 11, 1, 12, 0, 0)) for i in range(5)]
         write_page(folder / f"page-{p * per_page:08d}.json.gz", vulns, p * per_page, total)
+    (folder / COMPLETE).write_text("")
+    return folder
+
+
+def make_change(i: int, n: int, created: dt.datetime) -> dict:
+    """The n-th change (0: received, 1: initial analysis, 2+: modified) of CVE i, as the Change History API has it."""
+    cve = make_cve(i)["cve"]
+    rng = random.Random(i * 7919 + n)
+    score, severity = SEVERITY[(i + n) % len(SEVERITY)]
+    if n == 0:
+        event = "New CVE Received"
+        details = [{"action": "Added", "type": "Description", "newValue": cve["descriptions"][0]["value"]}]
+    elif n == 1:
+        event = "Initial Analysis"
+        details = [
+            {
+                "action": "Added",
+                "type": "CVSS V3.1",
+                "newValue": f"NIST AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H ({score})",
+            },
+            {"action": "Added", "type": "CWE", "newValue": f"NIST {CWES[i % len(CWES)]}"},
+        ]
+    else:
+        old, _ = SEVERITY[(i + n - 1) % len(SEVERITY)]
+        event = rng.choice(["CVE Modified", "Reanalysis"])
+        details = [
+            {
+                "action": "Changed",
+                "type": "CVSS V3.1",
+                "oldValue": f"NIST ({old})",
+                "newValue": f"NIST ({score})",
+            }
+        ]
+        if n % 2:
+            details.append(
+                {"action": "Added", "type": "Reference", "newValue": f"https://example.org/fix/{i}/{n}"}
+            )
+    return {
+        "change": {
+            "cveId": cve["id"],
+            "eventName": event,
+            "cveChangeId": f"{i:08X}-{n:04X}-4000-8000-{rng.getrandbits(48):012X}",
+            "sourceIdentifier": "nvd@nist.gov" if n else cve["sourceIdentifier"],
+            "created": _stamp(created),
+            "details": details,
+        }
+    }
+
+
+def history(cves: int) -> list[dict]:
+    """The changes of the first `cves` sample CVEs, in creation order: received, analysed, then every fourth
+    one modified once or twice."""
+    changes = []
+    for i in range(cves):
+        published = dt.datetime.fromisoformat(make_cve(i)["cve"]["published"])
+        steps = [published, published + dt.timedelta(days=2, hours=i % 24)]
+        steps += [
+            published + dt.timedelta(days=30 * k, minutes=i)
+            for k in range(1, 1 + (i % 4 == 0) + (i % 8 == 0))
+        ]
+        changes += [(t, i, n) for n, t in enumerate(steps)]
+    return [make_change(i, n, t) for t, i, n in sorted(changes)]
+
+
+def write_history_sample(folder: Path, cves: int = 600, per_page: int = 500) -> Path:
+    """A complete Change History window for the first `cves` CVEs of the NVD sample."""
+
+    folder = Path(folder)
+    if (folder / COMPLETE).exists():
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    changes = history(cves)
+    for start in range(0, len(changes), per_page):
+        items = changes[start : start + per_page]
+        write_page(folder / f"page-{start:08d}.json.gz", items, start, len(changes), history=True)
     (folder / COMPLETE).write_text("")
     return folder

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +10,6 @@ from typing import TYPE_CHECKING
 
 from etl.config import Settings
 from etl.errors import LoadError
-from etl.files import atomic_path
 from etl.memory import MB, duckdb_memory_limit, duckdb_threads
 from etl.sources import SINGLE_TABLE
 
@@ -72,74 +70,26 @@ class View:
 
 
 def transform_files(folder: Path) -> list[Path]:
-    """A transform folder's files in name order: NNN_name.sql (DuckDB) and NNN_name.py (Polars)."""
-    return sorted(p for p in folder.iterdir() if p.suffix in (".sql", ".py")) if folder.is_dir() else []
+    """A transform folder's files in name order: NNN_name.sql (DuckDB), .py (Polars), .csv (data dictionary)."""
+    return (
+        sorted(p for p in folder.iterdir() if p.suffix in (".sql", ".py", ".csv")) if folder.is_dir() else []
+    )
 
 
-def build_warehouse(
-    settings: Settings,
-    views: list[View],
-    transforms: dict[str, list[Path]],
-    sql_text: dict[tuple[str, Path], str] | None = None,
-) -> Path:
-    """Build the warehouse into a temporary file and rename it into place.
-
-    A notebook holding the old file open keeps reading the old, complete version; new connections see the new one.
-    `transforms` maps a schema to its transform files (SQL, or Python with Polars), run in order with that schema
-    as the default. A failing file stops its dataset; the others still run so that every error is reported, and
-    then the new warehouse is discarded: the previous one stays in place. Tables the transforms create (marts)
-    are also exported as Parquet under data/marts/<dataset>/. `sql_text` holds, per (schema, file), the text to run
-    instead of the file's (the Spark engine's: its marts as views over the Parquet Spark wrote).
-    """
-    from etl.transform import export_marts, run_transform
-
-    final = settings.warehouse
-    errors: list[LoadError] = []
-    with atomic_path(final) as tmp:
-        con = connect(settings, tmp, share=WAREHOUSE_SHARE, reserve=WAREHOUSE_RESERVE)
-        try:
-            for view in views:
-                con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(view.schema)}")
-                files = ", ".join(quote_literal(str(f.resolve())) for f in view.files)
-                con.execute(
-                    f"CREATE OR REPLACE VIEW {quote_ident(view.schema)}.{quote_ident(view.name)} AS "
-                    f"SELECT * FROM read_parquet([{files}], union_by_name = true)"
-                )
-                if view.name == SINGLE_TABLE:  # `SELECT … FROM <dataset>` for single-table datasets
-                    con.execute(
-                        f"CREATE OR REPLACE VIEW main.{quote_ident(view.schema)} AS "
-                        f"SELECT * FROM {quote_ident(view.schema)}.{quote_ident(view.name)}"
-                    )
-            for schema, files in transforms.items():
-                con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
-                con.execute(f"SET schema = {quote_literal(schema)}")
-                try:
-                    for path in files:
-                        schema_views = [v for v in views if v.schema == schema]
-                        text = (sql_text or {}).get((schema, path))
-                        run_transform(con, settings, schema, path, schema_views, text)
-                except LoadError as e:
-                    errors.append(e)
-                con.execute("SET schema = 'main'")
-            if errors:
-                raise TransformFailures(errors)
-            for schema in transforms:
-                export_marts(con, settings, schema)
-            con.execute("CHECKPOINT")
-        finally:
-            con.close()
-        wal = Path(str(tmp) + ".wal")
-        if wal.exists():  # a clean close checkpoints; a leftover WAL would belong to the old name
-            os.unlink(wal)
-    return final
-
-
-class TransformFailures(LoadError):
-    """One or more transform files failed; the previous warehouse was kept."""
-
-    def __init__(self, errors: list[LoadError]):
-        self.errors = errors
-        super().__init__("; ".join(str(e) for e in errors), hint="The previous warehouse is still in place")
+def create_views(con: duckdb.DuckDBPyConnection, views: list[View]) -> None:
+    """A view per dataset table over its Parquet files; `main.<dataset>` too for a single-table dataset."""
+    for view in views:
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(view.schema)}")
+        files = ", ".join(quote_literal(str(f.resolve())) for f in view.files)
+        con.execute(
+            f"CREATE OR REPLACE VIEW {quote_ident(view.schema)}.{quote_ident(view.name)} AS "
+            f"SELECT * FROM read_parquet([{files}], union_by_name = true)"
+        )
+        if view.name == SINGLE_TABLE:  # `SELECT … FROM <dataset>` for single-table datasets
+            con.execute(
+                f"CREATE OR REPLACE VIEW main.{quote_ident(view.schema)} AS "
+                f"SELECT * FROM {quote_ident(view.schema)}.{quote_ident(view.name)}"
+            )
 
 
 def run_sql_file(con: duckdb.DuckDBPyConnection, path: Path, text: str | None = None) -> None:

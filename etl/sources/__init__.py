@@ -1,6 +1,6 @@
 """Sources: one module per kind of input (the `kind` of a dataset in etl.toml, and of `etl convert KIND`).
 
-A source module (etl/sources/<kind>.py, registered in KINDS) provides:
+A source module (etl/sources/<kind>.py, registered in etl.kinds.KINDS) provides:
 
 - ``Options``: a dataclass of the dataset's keys in etl.toml (besides ``kind``), validated by etl.config.
   The CLI turns each field into a flag of `etl convert KIND` / `etl fetch KIND` (``batch_rows`` ->
@@ -14,6 +14,8 @@ A source module (etl/sources/<kind>.py, registered in KINDS) provides:
   rejected rows under ``out_dir/_rejects/``. Written atomically, with lineage columns.
 - optionally ``read_batches(path, …) -> Iterator[pyarrow.RecordBatch]``, the reader contract, and
   ``sql_folders(dataset) -> list[str]``: the folders under sql/ whose files transform the dataset (default: the kind).
+- optionally ``convert_inputs(paths) -> list[(path, reason | None)]``: what `etl convert KIND` converts for its
+  inputs (a folder may stand for several), with the reason it skips one.
 - ``acquire`` may raise ``FetchFailures`` carrying the files it did fetch: the run converts those, and records
   each failed file.
 """
@@ -21,14 +23,12 @@ A source module (etl/sources/<kind>.py, registered in KINDS) provides:
 from __future__ import annotations
 
 import glob
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING
 
-from etl.errors import ConfigError, SourceError
+from etl.errors import SourceError
 
 if TYPE_CHECKING:
     from etl.config import Settings
@@ -37,15 +37,6 @@ if TYPE_CHECKING:
     from etl.state import StateStore
 
 SINGLE_TABLE = "records"
-# kind -> module; modules are imported only when a dataset of that kind is used (keeps start-up fast).
-KINDS = {
-    "csv": "etl.sources.csv",
-    "dbf": "etl.sources.dbf",
-    "dbc": "etl.sources.dbc",
-    "datasus": "etl.sources.datasus",
-    "nvd": "etl.sources.nvd",
-    "stat": "etl.sources.stat",
-}
 
 
 @dataclass
@@ -99,21 +90,20 @@ class ConvertResult:
         )
 
 
-def get_source(kind: str, where: str = "") -> ModuleType:
-    if kind not in KINDS:
-        raise ConfigError(
-            f"{where + ': ' if where else ''}unknown kind {kind!r}",
-            hint=f"Known kinds: {', '.join(sorted(KINDS))}",
-        )
-    return importlib.import_module(KINDS[kind])
-
-
 def local_files(patterns: list[str], ctx: Context) -> list[Path]:
-    """The files matching a dataset's `paths` (globs resolved from the config's folder), in name order."""
+    """The files matching a dataset's `paths` (globs resolved from the config's folder), in name order.
+
+    A path that does not exist, or patterns that match no file at all, are a SourceError.
+    """
     files: list[Path] = []
     for pattern in patterns:
         matches = sorted(glob.glob(str(ctx.resolve(pattern))))
         if not matches and not glob.has_magic(pattern):
             raise SourceError(f"{ctx.resolve(pattern)} does not exist", hint="Check the dataset's paths")
         files += [Path(m) for m in matches if not m.endswith((".part", ".tmp"))]
+    if patterns and not files:
+        raise SourceError(
+            f"no file matches {', '.join(str(ctx.resolve(p)) for p in patterns)}",
+            hint="Check the dataset's paths",
+        )
     return files

@@ -68,6 +68,11 @@ class Options:
             raise ConfigError(f"delimiter must be one character, not {self.delimiter!r}")
 
 
+# What `etl fetch csv` and `etl convert csv` take (the pipeline takes every option).
+FETCH_OPTIONS = ("urls", "sample", "sample_rows")
+CONVERT_OPTIONS = ("encoding", "delimiter", "quote", "header", "schema")
+
+
 def acquire(dataset: Dataset, raw_dir: Path, ctx: Context) -> list[Path]:
     """Local files matching `paths`, plus `urls` downloaded into raw_dir; the sample is generated if asked."""
     opts: Options = dataset.options

@@ -13,12 +13,12 @@ import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pyarrow.parquet as pq
 
 from etl.config import Dataset
-from etl.datasus.catalog import STATES, expected_names, folders_for, get_system
+from etl.datasus.catalog import STATES, SYSTEMS, expected_names, folders_for, get_system, parse_name
 from etl.errors import ConfigError, EtlError, FetchFailures, SourceError
 from etl.files import atomic_path
 from etl.sources import Context, ConvertResult, local_files
@@ -46,8 +46,13 @@ class Options:
     keep_raw: bool = field(default=True, metadata={"help": "keep each .dbc once its Parquet is written"})
     encoding: str = field(default="latin-1", metadata={"help": "text encoding of the files"})
     column_encodings: dict[str, str] = field(default_factory=dict, metadata={"help": "per-column encodings"})
-    sample: bool = field(default=False, metadata={"help": "generate sample SIH RD files instead of fetching"})
-    sample_rows: int = field(default=30_000, metadata={"help": "records per generated sample file"})
+    sample: bool = field(
+        default=False, metadata={"help": "generate sample files of the system's group instead of fetching"}
+    )
+    sample_rows: int | None = field(
+        default=None,
+        metadata={"help": "records in all the generated sample files (default: the sample's own)"},
+    )
     paths: list[str] = field(
         default_factory=list, metadata={"help": "local .dbc/.zip files instead of fetching"}
     )
@@ -65,9 +70,46 @@ class Options:
             raise ConfigError("workers must be at least 1")
 
 
+# What `etl fetch datasus` and `etl convert datasus` take (the pipeline takes every option).
+FETCH_OPTIONS = (
+    "system",
+    "group",
+    "states",
+    "years",
+    "months",
+    "base_url",
+    "workers",
+    "sample",
+    "sample_rows",
+)
+CONVERT_OPTIONS = ("system", "group", "encoding", "column_encodings")
+
+
+def options_for_file(path: Path, given: dict[str, Any]) -> dict[str, Any]:
+    """`etl convert datasus FILE`: the system and group its name says, which must agree with those given."""
+    named = next(
+        ((s.name, f.group) for s in SYSTEMS.values() if (f := parse_name(Path(path).name, s)) is not None),
+        None,
+    )
+    if named is None:
+        return given
+    asked = (
+        get_system(given["system"]).name if "system" in given else named[0],
+        given.get("group", named[1]),
+    )
+    if (asked[0], asked[1].upper()) != named:
+        raise ConfigError(
+            f"{Path(path).name} is a {named[0]} {named[1]} file, not {asked[0]} {asked[1].upper()}",
+            hint=f"Pass --system {named[0]} --group {named[1]}, or neither",
+        )
+    return {**given, "system": named[0], "group": named[1]}
+
+
 def sql_folders(dataset: Dataset) -> list[str]:
-    """sql/datasus/ for every DATASUS dataset, then sql/datasus/<system>_<group>/ for its group's views."""
-    return ["datasus", f"datasus/{dataset.options.system.lower()}_{dataset.options.group.lower()}"]
+    """sql/datasus/ for every DATASUS dataset, then its system's views (sql/datasus/<system>/: SINAN's, one for all
+    its diseases) and its group's (sql/datasus/<system>_<group>/); a folder that does not exist holds nothing."""
+    system, group = dataset.options.system.lower(), dataset.options.group.lower()
+    return ["datasus", f"datasus/{system}", f"datasus/{system}_{group}"]
 
 
 def acquire(dataset: Dataset, raw_dir: Path, ctx: Context) -> list[Path]:
@@ -76,7 +118,7 @@ def acquire(dataset: Dataset, raw_dir: Path, ctx: Context) -> list[Path]:
         from etl.samples.datasus import write_sample
 
         ctx.settings.tmp_dir.mkdir(parents=True, exist_ok=True)
-        return write_sample(raw_dir, ctx.settings.tmp_dir, rows=opts.sample_rows)
+        return write_sample(raw_dir, ctx.settings.tmp_dir, opts.system, opts.group, rows=opts.sample_rows)
     if opts.paths:
         return [
             p for f in local_files(opts.paths, ctx) for p in (extract_zip(f, raw_dir) if _is_zip(f) else [f])
@@ -224,9 +266,14 @@ def convert_file(path: Path, out_dir: Path, dataset: Dataset, ctx: Context) -> C
     )
     if result.outputs and ctx.state:
         result.warnings += _schema_drift(dataset, ctx, result.outputs["records"], Path(path).name)
-    if not opts.keep_raw and not opts.sample:
+    if not opts.keep_raw and not opts.sample and _fetched(Path(path), ctx):
         Path(path).unlink(missing_ok=True)
     return result
+
+
+def _fetched(path: Path, ctx: Context) -> bool:
+    """Whether etl itself fetched the file (under data/raw/): keep_raw = false never deletes a user's own file."""
+    return path.resolve().is_relative_to(ctx.settings.raw_dir.resolve())
 
 
 def _schema_drift(dataset: Dataset, ctx: Context, parquet: Path, name: str) -> list[str]:

@@ -14,11 +14,9 @@ from __future__ import annotations
 import collections
 import contextlib
 import gzip
-import json
 import logging
 import os
 import re
-import shutil
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -34,16 +32,38 @@ import pyarrow.json as pj
 from etl.arrays import int64_array, text_array, text_scalar
 from etl.config import Dataset
 from etl.errors import ConversionError, SourceError
-from etl.files import atomic_path
 from etl.memory import working_bytes
 from etl.sinks.parquet import ParquetSink, lineage_columns, row_group_bytes
 from etl.sources import Context, ConvertResult, local_files
+from etl.sources.nvd_pages import COMPLETE, FULL, WINDOW_META
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-TABLES = ("cves", "metrics", "weaknesses", "cpe_matches", "references", "descriptions")
-COMPLETE = "_complete"  # marker the fetch writes once every page of a window is on disk
+# What `etl fetch nvd` takes (converting pages takes no option).
+FETCH_OPTIONS = (
+    "base_url",
+    "since",
+    "full",
+    "results_per_page",
+    "max_requests",
+    "window_seconds",
+    "sample",
+    "sample_pages",
+)
+CONVERT_OPTIONS = ()
+
+TABLES = (
+    "cves",
+    "metrics",
+    "weaknesses",
+    "cpe_matches",
+    "references",
+    "descriptions",
+    "affected",
+    "ssvc",
+    "vendor_comments",
+)
 
 # cvssData keys per CVSS version, as FIRST names them; v4.0 records from NVD's first months use other names.
 CVSS_FIELDS = [
@@ -181,7 +201,8 @@ _V2_V3 = {
 }
 _V3_V4 = {"baseSeverity", "attackVector", "attackComplexity", "privilegesRequired", "userInteraction"}
 _V3_V4 |= {"modified" + f[0].upper() + f[1:] for f in _V3_V4 - {"baseSeverity"}}
-_V2_DATA = [f for f in CVSS_FIELDS if f in _ALL | _V2_ONLY | _V2_V3]
+# v2 records give baseSeverity beside cvssData, and since 2025 also inside it (CVE-2021-45357).
+_V2_DATA = [f for f in CVSS_FIELDS if f in _ALL | _V2_ONLY | _V2_V3 | {"baseSeverity"}]
 _V3_DATA = [f for f in CVSS_FIELDS if f in _ALL | _V3_ONLY | _V2_V3 | _V3_V4]
 _V4_DATA = [*(f for f in CVSS_FIELDS if f not in _V2_ONLY | _V3_ONLY | _V2_V3), *NVD_EARLY_V40.values()]
 _CVSS_DATA_FIELDS = {
@@ -217,6 +238,24 @@ _CPE_MATCH = pa.struct(
     ]
 )
 _NODE = pa.struct([("operator", _TEXT), ("negate", pa.bool_()), ("cpeMatch", pa.list_(_CPE_MATCH))])
+# CVE JSON 5's affected products, which NVD's records carry since 2026 (CVE-2024-3094).
+_VERSION = pa.struct(
+    [(k, _TEXT) for k in ("version", "status", "lessThan", "lessThanOrEqual", "versionType")]
+)
+_AFFECTED = pa.struct(
+    [
+        *((k, _TEXT) for k in ("source", "vendor", "product", "collectionURL", "packageName", "repo")),
+        ("defaultStatus", _TEXT),
+        ("cpes", pa.list_(_TEXT)),
+        ("platforms", pa.list_(_TEXT)),
+        ("versions", pa.list_(_VERSION)),
+    ]
+)
+# CISA's SSVC decision points (metrics.ssvcV203), outside NVD's schema 2.2.2.
+SSVC_FIELDS = ("id", "role", "timestamp", "version", "automatable", "exploitation", "technicalImpact")
+_SSVC = pa.struct(
+    [("source", _TEXT), ("type", _TEXT), ("ssvcData", pa.struct([(k, _TEXT) for k in SSVC_FIELDS]))]
+)
 _CVE_TAGS = pa.list_(pa.struct([("sourceIdentifier", _TEXT), ("tags", pa.list_(_TEXT))]))
 _CVE = pa.schema(
     [
@@ -234,7 +273,10 @@ _CVE = pa.schema(
         ("descriptions", _LANG_VALUE),
         (
             "metrics",
-            pa.struct([(key, pa.list_(_metric_type(_CVSS_DATA_FIELDS[key]))) for key in METRIC_KEYS]),
+            pa.struct(
+                [(key, pa.list_(_metric_type(_CVSS_DATA_FIELDS[key]))) for key in METRIC_KEYS]
+                + [("ssvcV203", pa.list_(_SSVC))]
+            ),
         ),
         (
             "weaknesses",
@@ -245,6 +287,16 @@ _CVE = pa.schema(
             pa.list_(pa.struct([("operator", _TEXT), ("negate", pa.bool_()), ("nodes", pa.list_(_NODE))])),
         ),
         ("references", pa.list_(pa.struct([("url", _TEXT), ("source", _TEXT), ("tags", pa.list_(_TEXT))]))),
+        *((k, _TEXT) for k in ("evaluatorComment", "evaluatorSolution", "evaluatorImpact")),
+        (
+            "vendorComments",
+            pa.list_(
+                pa.struct(
+                    [("organization", _TEXT), ("comment", _TEXT), ("lastModified", pa.timestamp("us", "UTC"))]
+                )
+            ),
+        ),
+        ("affected", pa.list_(_AFFECTED)),
     ]
 )
 
@@ -445,12 +497,26 @@ def _tables(raw: pa.StringArray, source_file_name: str, first_row: int) -> dict[
                 "cisa_required_action": cve["cisaRequiredAction"],
                 "cisa_vulnerability_name": cve["cisaVulnerabilityName"],
                 "cve_tags": _snake_fields(cve["cveTags"]),
+                "evaluator_impact": cve["evaluatorImpact"],
+                "evaluator_comment": cve["evaluatorComment"],
+                "evaluator_solution": cve["evaluatorSolution"],
                 "raw": raw,
             }
         )
     }
     metrics = []
-    for key, lists in _fields(cve["metrics"]).items():
+    metric_lists = _fields(cve["metrics"])
+    ssvc, parents, _ = _explode(metric_lists.pop("ssvcV203"))
+    ssvc = _fields(ssvc)
+    tables["ssvc"] = table(
+        {
+            "source": ssvc["source"],
+            "type": ssvc["type"],
+            **{_snake(k): v for k, v in _fields(ssvc["ssvcData"]).items()},
+        },
+        parents,
+    )
+    for key, lists in metric_lists.items():
         items, parents, _ = _explode(lists)
         item = _fields(items)
         version = pa.repeat(text_scalar(METRIC_KEYS[key]), len(items))
@@ -465,6 +531,7 @@ def _tables(raw: pa.StringArray, source_file_name: str, first_row: int) -> dict[
             "source": weakness["source"].take(int64_array(within)),
             "type": weakness["type"].take(int64_array(within)),
             "cwe_id": _fields(described)["value"],
+            "lang": _fields(described)["lang"],
         },
         parents[within],
     )
@@ -489,42 +556,127 @@ def _tables(raw: pa.StringArray, source_file_name: str, first_row: int) -> dict[
     tables["references"] = table(_fields(references), parents)
     descriptions, parents, _ = _explode(cve["descriptions"])
     tables["descriptions"] = table(_fields(descriptions), parents)
+    comments, parents, _ = _explode(cve["vendorComments"])
+    tables["vendor_comments"] = table({_snake(k): v for k, v in _fields(comments).items()}, parents)
+    affected, parents, position = _explode(cve["affected"])
+    tables["affected"] = table(
+        {
+            "affected_index": int64_array(position),
+            **{
+                {"collectionURL": "collection_url"}.get(k, _snake(k)): v
+                for k, v in _fields(affected).items()
+                if k != "versions"
+            },
+            "versions": _snake_fields(_fields(affected)["versions"]),
+        },
+        parents,
+    )
     return tables
 
 
-def as_page(path: Path, tmp_dir: Path) -> Path:
-    """A single record (`{"cve": …}` or a bare cve object, as feeds-by-CVE publish them) as a one-record page."""
+class _Wrapped(msgspec.Struct):
+    cve: msgspec.Raw
+
+
+_KEYS = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_WRAPPED = msgspec.json.Decoder(_Wrapped)
+
+
+def single_record(path: Path) -> bytes | None:
+    """The original text of a file holding one record (`{"cve": …}`, or a bare cve object as NVD mirrors publish
+    one file per CVE); None for a page or a feed."""
+    if is_feed(path) or _json_size(path) > 16 << 20:
+        return None
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rb") as f:
-        head = f.read(4096)
-    if is_feed(path) or b'"vulnerabilities"' in head or _json_size(path) > 16 << 20:
-        return path  # a page: NVD writes `vulnerabilities` after a few short keys
-    with opener(path, "rt", encoding="utf-8") as f:
-        try:
-            doc = json.load(f)
-        except ValueError as e:
-            raise ConversionError(f"not JSON: {e}", file=str(path)) from None
-    if not isinstance(doc, dict) or "vulnerabilities" in doc:
-        return path
-    tmp_dir.mkdir(parents=True, exist_ok=True)
-    return write_page(
-        tmp_dir / f"{path.name.removesuffix('.gz')}.gz", [doc if "cve" in doc else {"cve": doc}], 0, 1
-    )
+        if b'"vulnerabilities"' in f.read(4096):  # a page: NVD writes it after a few short keys
+            return None
+        f.seek(0)
+        text = f.read()
+    try:
+        keys = _KEYS.decode(text)
+        if not isinstance(keys, dict) or "vulnerabilities" in keys:
+            return None
+        return bytes(_WRAPPED.decode(text).cve) if "cve" in keys else text.strip()
+    except msgspec.DecodeError as e:
+        raise ConversionError(_decode_error(e, path, 0), file=str(path)) from None
+
+
+def records_of(path: Path, chunk_bytes: int) -> Iterator[pa.StringArray]:
+    """The JSON text of each CVE of a page, a feed or a one-record file, in chunks (see read_cves)."""
+    record = single_record(path)
+    if record is None:
+        yield from read_cves(path, chunk_bytes)
+    else:
+        yield text_array([record])
+
+
+# The keys NVD's schema (2.2.2, and the 2026 additions read above) defines; others stay in `raw` only.
+KNOWN_KEYS = frozenset(_CVE.names)
+KNOWN_METRICS = frozenset(_CVE.field("metrics").type.names)
+
+
+def unknown_keys(raw: pa.StringArray) -> collections.Counter:
+    """Records per key outside the declared schema (`key`, or `metrics.key`), in a chunk of records."""
+    found: collections.Counter = collections.Counter()
+    offsets = np.frombuffer(raw.buffers()[1], dtype=np.int32)[raw.offset : raw.offset + len(raw) + 1]
+    text = memoryview(raw.buffers()[2])
+    for i in range(len(raw)):
+        keys = _KEYS.decode(text[offsets[i] : offsets[i + 1]])
+        found.update(k for k in keys if k not in KNOWN_KEYS)
+        if "metrics" in keys:
+            found.update(f"metrics.{k}" for k in _KEYS.decode(keys["metrics"]) if k not in KNOWN_METRICS)
+    return found
+
+
+_reported: set[str] = set()  # keys already reported in this process: a run reports each once
+
+
+def pages_of_folder(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.name.endswith((".json", ".json.gz")) and p.name[0] != "_")
 
 
 def pages_of(path: Path) -> list[Path]:
     """The page files a path stands for: a window folder's pages, or the file itself."""
     path = Path(path)
     if path.is_dir():
-        pages = sorted(
-            p for p in path.iterdir() if p.name.endswith((".json", ".json.gz")) and p.name[0] != "_"
-        )
+        pages = pages_of_folder(path)
         if not pages:
             raise SourceError("no NVD pages (*.json, *.json.gz) in this folder", file=str(path))
         return pages
     if not path.exists():
         raise SourceError("file not found", file=str(path))
     return [path]
+
+
+def convert_inputs(paths: list[Path]) -> list[tuple[Path, str | None]]:
+    """What `etl convert nvd` converts for each input, and why it skips one (None: converted).
+
+    A folder `etl fetch nvd --out DIR` wrote holds window folders (`full/`, `<start>_<end>/`) rather than pages:
+    each complete window is converted (`full/` first, then in time order), and each incomplete one (no `_complete`
+    marker: a fetch that failed or is still running) is skipped with the reason.
+    """
+    out: list[tuple[Path, str | None]] = []
+    for path in map(Path, paths):
+        windows = (
+            sorted(
+                (p for p in path.iterdir() if p.is_dir() and (p / WINDOW_META).exists()),
+                key=lambda p: (p.name != FULL, p.name),
+            )
+            if path.is_dir() and not any(pages_of_folder(path))
+            else []
+        )
+        if not windows:
+            out.append((path, None))
+        for window in windows:
+            complete = (window / COMPLETE).exists()
+            out.append(
+                (
+                    window,
+                    None if complete else "an incomplete fetch window (no _complete marker): fetch again",
+                )
+            )
+    return out
 
 
 def is_feed(path: Path) -> bool:
@@ -543,7 +695,6 @@ def _json_size(path: Path) -> int:
 def convert_file(path: Path, out_dir: Path, dataset: Dataset, ctx: Context) -> ConvertResult:
     """Convert a window folder, a page or a feed into one Parquet file per table: `out_dir/<table>/<name>.parquet`."""
     path = Path(path)
-    scratch = ctx.settings.tmp_dir / f"nvd-{os.getpid()}"
     budget = ctx.settings.memory_limit
     # A chunk's JSON is held a few times over (the next chunk read ahead, its text, parsed columns, tables) while
     # the sinks hold row groups of their own.
@@ -551,7 +702,7 @@ def convert_file(path: Path, out_dir: Path, dataset: Dataset, ctx: Context) -> C
     stem = path.name.removesuffix(".gz").removesuffix(".json")
     prefix = f"{path.name}/" if path.is_dir() else ""
     try:
-        pages = [as_page(p, scratch) for p in pages_of(path)]
+        pages = pages_of(path)
         with contextlib.ExitStack() as stack:
             sinks = {
                 t: stack.enter_context(
@@ -562,8 +713,12 @@ def convert_file(path: Path, out_dir: Path, dataset: Dataset, ctx: Context) -> C
                 for t in TABLES
             }
             read = collections.Counter()  # CVEs per page
-            # Pages are decompressed and cut on a thread of their own while pyarrow parses the chunk before.
-            for page, raw in _read_ahead((p, raw) for p in pages for raw in read_cves(p, chunk_bytes)):
+            unknown = collections.Counter()  # records per key outside NVD's schema
+            # Pages are decompressed, cut and their keys checked on a thread of their own while pyarrow parses the
+            # chunk before (it releases the GIL): the check costs a quarter of the parse, hidden there.
+            chunks = ((p, raw, unknown_keys(raw)) for p in pages for raw in records_of(p, chunk_bytes))
+            for page, raw, keys in _read_ahead(chunks):
+                unknown.update(keys)
                 try:
                     tables = _tables(raw, prefix + page.name, read[page] + 1)
                 except pa.ArrowInvalid as e:
@@ -584,14 +739,22 @@ def convert_file(path: Path, out_dir: Path, dataset: Dataset, ctx: Context) -> C
             file=str(path),
             hint="A page is malformed: fetch it again (delete it and rerun)",
         ) from None
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
     outputs = {t: s.path for t, s in sinks.items() if s.rows}
     rows = {t: s.rows for t, s in sinks.items() if s.rows}
     if rows.get("cves", 0) != total:
         raise ConversionError(f"{total} vulnerabilities read, {rows.get('cves', 0)} written", file=str(path))
     logger.info("%s: %s", path.name, ", ".join(f"{t} {n}" for t, n in rows.items()))
+    new = sorted(k for k in unknown if k not in _reported)
+    _reported.update(new)
+    warnings = (
+        [
+            f"keys outside NVD's schema, kept in cves.raw only: {', '.join(f'{k} ({unknown[k]} records)' for k in new)}"
+        ]
+        if new
+        else []
+    )
     return ConvertResult(
+        warnings=warnings,
         rows_in=total,
         rows_out=total,
         rows_rejected=0,
@@ -635,19 +798,3 @@ def acquire(dataset: Dataset, raw_dir: Path, ctx: Context) -> list[Path]:
 
 def _windows(pages: list[Path]) -> list[Path]:
     return list(dict.fromkeys(Path(p).parent for p in pages))
-
-
-def write_page(path: Path, vulnerabilities: list[dict], start_index: int, total: int) -> Path:
-    """A page as NVD's API returns it (used by the sample generator and tests)."""
-    page = {
-        "resultsPerPage": len(vulnerabilities),
-        "startIndex": start_index,
-        "totalResults": total,
-        "format": "NVD_CVE",
-        "version": "2.0",
-        "timestamp": "2026-11-01T00:00:00.000",
-        "vulnerabilities": vulnerabilities,
-    }
-    with atomic_path(path) as tmp, gzip.open(tmp, "wt", encoding="utf-8") as f:
-        json.dump(page, f)
-    return path

@@ -26,41 +26,63 @@ import requests
 from etl.download import retry_delay
 from etl.errors import FetchError, FetchFailures
 from etl.files import atomic_path, remove_partials
+from etl.sources.nvd_pages import COMPLETE, FULL, WINDOW_META
 from etl.state import StateStore
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://services.nvd.nist.gov/rest/json/cves/2.0"
 MAX_WINDOW = dt.timedelta(days=120)  # NVD rejects longer lastModified ranges with a 404
-COMPLETE = "_complete"
-WINDOW_META = "_window.json"
-FULL = "full"
 STAMP = "%Y%m%dT%H%M%SZ"
 RETRY_STATUS = {403, 429, 500, 502, 503, 504}  # NVD answers throttling with 403
 MAX_READS = 5  # passes over a window whose totalResults keeps changing before giving up
 CHUNK = 1 << 20
 
 
+@dataclass(frozen=True)
+class Endpoint:
+    """What differs between NVD's paged APIs: the id each item of a page has, and the window's date parameters."""
+
+    item_ids: str  # ijson path of each item's id in a page
+    start: str
+    end: str
+
+
+CVES = Endpoint("vulnerabilities.item.cve.id", "lastModStartDate", "lastModEndDate")
+HISTORY = Endpoint("cveChanges.item.change.cveChangeId", "changeStartDate", "changeEndDate")
+
+
 class RateLimiter:
-    """At most `limit` requests in any rolling `window` seconds (NVD: 5 per 30 s, 50 with an API key)."""
+    """At most `limit` requests in any rolling `window` seconds (NVD: 5 per 30 s, 50 with an API key).
+
+    A request counts from when it is sent until its answer's headers arrive (`answered()`, called by the thread
+    that sent it): the server counts it at some moment in between, so a slow network, a busy server or this
+    process's own threads delaying the send can never put more than `limit` arrivals in one of its windows.
+    """
 
     def __init__(self, limit: int, window: float):
         self.limit, self.window = limit, window
-        # The server's clock decides: a margin for the time a request takes to reach it.
         self.margin = 0.05 + window * 0.01
-        self.sent: collections.deque[float] = collections.deque()
+        self.sent: collections.deque[list[float]] = collections.deque()
         self.lock = threading.Lock()
+        self.mine = threading.local()
 
     def wait(self) -> None:
         """Block until one more request fits in the window, and count it."""
         with self.lock:
             now = time.monotonic()
-            while self.sent and now - self.sent[0] >= self.window:
+            while self.sent and now - self.sent[0][0] >= self.window:
                 self.sent.popleft()
             if len(self.sent) >= self.limit:
-                time.sleep(self.window - (now - self.sent[0]) + self.margin)
+                time.sleep(max(0.0, self.window - (now - self.sent[0][0])) + self.margin)
                 self.sent.popleft()
-            self.sent.append(time.monotonic())
+            self.mine.stamp = [time.monotonic()]
+            self.sent.append(self.mine.stamp)
+
+    def answered(self) -> None:
+        """The request this thread sent last was answered: it counts from now."""
+        with self.lock:
+            self.mine.stamp[0] = time.monotonic()
 
 
 _limiters: dict[tuple[str, int, float], RateLimiter] = {}
@@ -88,8 +110,8 @@ class PageInfo:
     bytes: int  # uncompressed size
 
 
-def inspect_page(path: Path) -> PageInfo:
-    """totalResults and the number of vulnerabilities of a page file, streamed; malformed JSON raises."""
+def inspect_page(path: Path, item_ids: str = CVES.item_ids) -> PageInfo:
+    """totalResults and the number of items of a page file, streamed; malformed JSON raises."""
     total = None
     with gzip.open(path, "rb") as f:
         for prefix, _event, value in ijson.parse(f):
@@ -97,7 +119,7 @@ def inspect_page(path: Path) -> PageInfo:
                 total = value
                 break
         f.seek(0)
-        count = sum(1 for _ in ijson.items(f, "vulnerabilities.item.cve.id"))
+        count = sum(1 for _ in ijson.items(f, item_ids))
         size = f.tell()
     if not isinstance(total, int):
         raise _Retry("a page without totalResults")
@@ -108,9 +130,16 @@ class Client:
     """Fetches pages under the rate limit, retrying transient failures with backoff."""
 
     def __init__(
-        self, base_url: str, api_key: str | None, limiter: RateLimiter, timeout: float, max_tries: int
+        self,
+        base_url: str,
+        api_key: str | None,
+        limiter: RateLimiter,
+        timeout: float,
+        max_tries: int,
+        endpoint: Endpoint = CVES,
     ):
         self.base_url, self.limiter, self.timeout, self.max_tries = base_url, limiter, timeout, max_tries
+        self.endpoint = endpoint
         self.session = requests.Session()
         self.session.headers["User-Agent"] = "etl (NVD sync)"
         if api_key:
@@ -144,6 +173,7 @@ class Client:
 
     def _fetch_once(self, params: dict, dest: Path, where: str) -> PageInfo:
         with self.session.get(self.base_url, params=params, timeout=self.timeout, stream=True) as r:
+            self.limiter.answered()
             if r.status_code in RETRY_STATUS:
                 raise _Retry(f"HTTP {r.status_code} {r.reason}", r.headers.get("Retry-After"))
             if r.status_code >= 400:
@@ -156,7 +186,7 @@ class Client:
             with gzip.open(dest, "wb", compresslevel=6) as f:
                 for chunk in r.iter_content(CHUNK):
                     f.write(chunk)
-        info = inspect_page(dest)
+        info = inspect_page(dest, self.endpoint.item_ids)
         if info.count == 0 and params["startIndex"] < info.total:
             raise _Retry(f"an empty page where totalResults is {info.total}")
         return info
@@ -213,7 +243,9 @@ class _TotalChanged(Exception):
 def _read_pass(client: Client, folder: Path, meta: dict, progress) -> int | None:
     """Page from the first page not yet written up to totalResults; the new totalResults if it changed meanwhile."""
     pages = _pages(folder)
-    start = int(pages[-1].name[5:13]) + inspect_page(pages[-1]).count if pages else 0
+    start = (
+        int(pages[-1].name[5:13]) + inspect_page(pages[-1], client.endpoint.item_ids).count if pages else 0
+    )
     while meta["total"] is None or start < meta["total"]:
         where = f"NVD window {folder.name} startIndex={start}"
         t0 = time.perf_counter()
@@ -306,6 +338,7 @@ def sync(
     max_tries: int = 8,
     progress=None,
     now: dt.datetime | None = None,
+    endpoint: Endpoint = CVES,
 ) -> list[Path]:
     """Fetch what changed since the cursor (or everything) into out_dir; return the pages of every complete window.
 
@@ -316,14 +349,15 @@ def sync(
     earlier runs are returned too: whether they are converted already is the state store's business.
     The API key defaults to `NVD_API_KEY`; `max_requests` per rolling `window_seconds` defaults to 5, 50 with a key.
     A window that fails raises FetchFailures carrying the pages of the complete windows. `progress.update(n)` is
-    told the CVEs of each page; `now` fixes the present (tests, replays).
+    told the CVEs of each page; `now` fixes the present (tests, replays). `endpoint` is the CVE API's by default;
+    HISTORY pages the Change History API by changeStartDate/changeEndDate windows the same way.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_partials(out_dir)  # pages a killed sync left half-written: their names are its own, never reused
     api_key = api_key or os.environ.get("NVD_API_KEY") or None
     limiter = limiter_for(base_url, max_requests or (50 if api_key else 5), window_seconds)
-    client = Client(base_url, api_key, limiter, timeout, max_tries)
+    client = Client(base_url, api_key, limiter, timeout, max_tries, endpoint)
     now = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).replace(microsecond=0)
     stored = state.get_cursor(cursor_name) if state else None
     cursor = parse_time(stored) if stored else None
@@ -352,7 +386,7 @@ def sync(
                 unfinished[0] if unfinished else out_dir / _window_name(start, min(start + MAX_WINDOW, now))
             )
             end = _window_bounds(folder.name)[1]
-            params = {"lastModStartDate": _iso(start), "lastModEndDate": _iso(end)}
+            params = {endpoint.start: _iso(start), endpoint.end: _iso(end)}
             fetch_window(client, folder, params, results_per_page, now, progress)
             advance(start, end)
             start = end

@@ -147,7 +147,7 @@ def test_a_bad_file_fails_alone_and_is_retried_on_the_next_run(tmp_path, local_s
     steps = {Path(s["file"]).name: s for s in report["steps"] if s["step"] == "convert"}
     assert steps["RDAC2301.dbc"]["status"] == "failed" and "RDAC2301.dbc" in steps["RDAC2301.dbc"]["error"]
     assert [steps[p.name]["status"] for p in good] == ["ok", "ok"]
-    assert any(line.startswith("etl: failed: ") and "RDAC2301.dbc" in line for line in err.splitlines())
+    assert any(line.startswith("ERROR ") and "RDAC2301.dbc" in line for line in err.splitlines())
     state = StateStore(tmp_path / "data" / "state.sqlite")
     try:
         stages = {Path(r.path).name: r.stage for r in state.files("rd")}

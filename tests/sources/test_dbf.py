@@ -185,7 +185,7 @@ def test_coded_batches_hold_the_same_values(etl, tmp_path, monkeypatch, limit):
     assert plain_stats.nulled == coded_stats.nulled == {"IDADE": 207, "DT": 225}
     assert coded_stats.deleted == plain_stats.deleted
     # Converted, the codes are the file's dictionary encoding and the file reads back as the plain values.
-    assert etl("--memory-limit", "64MB", "convert", "dbf", tmp_path / "c.dbf", "--out", "out").code == 0
+    assert etl("--memory-limit", "256MB", "convert", "dbf", tmp_path / "c.dbf", "--out", "out").code == 0
     parquet = pq.ParquetFile(tmp_path / "out/c.parquet")
     assert parquet.schema_arrow == pa.schema([*plain[0].schema]).remove_metadata()
     assert parquet.read().to_pylist() == [r for b in plain for r in b.to_pylist()]

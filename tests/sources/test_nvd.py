@@ -11,7 +11,8 @@ import pytest
 from benchmarks.bench_nvd import NAIVE
 from etl.errors import ConversionError
 from etl.samples.nvd import make_cve, write_sample
-from etl.sources.nvd import TABLES, read_cves, write_page
+from etl.sources.nvd import TABLES, read_cves
+from etl.sources.nvd_pages import write_page
 from tests.conftest import TEST_BUDGET_MB, etl_measured, samples_dir
 from tests.nvd_emulator import Emulator, serve
 
@@ -219,7 +220,9 @@ def test_tables_equal_a_json_load_flattening(etl, tmp_path):
     subprocess.run([sys.executable, "-c", NAIVE, str(window), str(tmp_path / "naive")], check=True)
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
-    for table in TABLES:
+    for table in TABLES[
+        :6
+    ]:  # the naive script builds the first six (affected, ssvc, vendor_comments are newer)
         ours = f"read_parquet('{tmp_path}/etl/{table}/window.parquet')"
         naive = f"read_parquet('{tmp_path}/naive/{table}/*.parquet', union_by_name = true)"
         naive_columns = {c.lower() for c in con.sql(f"SELECT * FROM {naive}").columns}

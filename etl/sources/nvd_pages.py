@@ -1,0 +1,29 @@
+"""NVD's pages on disk: gzipped JSON as the CVE API 2.0 returns them, a window's folder complete once marked."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+from etl.files import atomic_path
+
+COMPLETE = "_complete"  # marker the fetch writes once every page of a window is on disk
+WINDOW_META = "_window.json"  # the fetch's record of a window's query (etl/sources/nvd_api.py)
+FULL = "full"  # the window folder of a full sync
+
+
+def write_page(path: Path, items: list[dict], start_index: int, total: int, *, history: bool = False) -> Path:
+    """A page as NVD's CVE API (or, with history, its Change History API) returns it (samples and tests)."""
+    page = {
+        "resultsPerPage": len(items),
+        "startIndex": start_index,
+        "totalResults": total,
+        "format": "NVD_CVEHistory" if history else "NVD_CVE",
+        "version": "2.0",
+        "timestamp": "2026-11-01T00:00:00.000",
+        "cveChanges" if history else "vulnerabilities": items,
+    }
+    with atomic_path(path) as tmp, gzip.open(tmp, "wt", encoding="utf-8") as f:
+        json.dump(page, f)
+    return path
