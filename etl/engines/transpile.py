@@ -8,6 +8,8 @@ over its Parquet (`duckdb_text`).
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,13 +87,26 @@ def statements(path: Path) -> list[Statement]:
 
 def _statement(path: Path, text: str, start: int, end: int, line: int) -> Statement:
     body = text[start:end]
+    quiet = logging.getLogger("sqlglot")  # it warns when it keeps a statement as text: reported below instead
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
     try:
         tree = sqlglot.parse_one(body, read="duckdb")
     except SqlglotError as e:
         stmt = Statement(path, line, start, end, body, None, "other")
         raise stmt.error(f"sqlglot cannot parse this statement: {str(e).splitlines()[0]}") from None
+    finally:
+        quiet.setLevel(level)
     stmt = Statement(path, line, start, end, body, tree, "other")
-    if isinstance(tree, exp.Create):
+    created = re.match(
+        r"\s*(?:--[^\n]*\n\s*)*CREATE\s+(?:OR\s+REPLACE\s+)?(VIEW|TABLE)\s+([\w.\"]+)\s+AS\b", body, re.I
+    )
+    if (
+        isinstance(tree, exp.Command) and created
+    ):  # syntax sqlglot keeps as text (DuckDB's UNPIVOT … COLUMNS(*))
+        schema, _, name = created.group(2).replace('"', "").rpartition(".")
+        stmt.kind, stmt.name, stmt.schema = created.group(1).lower(), name, schema or None
+    elif isinstance(tree, exp.Create):
         created = str(tree.args.get("kind") or "").upper()
         if created in ("MACRO", "FUNCTION"):
             stmt.kind, stmt.name = "macro", tree.this.this.name
@@ -126,6 +141,13 @@ class Transpiler:
 
     def query(self, stmt: Statement) -> str:
         """The Spark SQL of a view's or table's SELECT, table names resolved; raises TranspileError."""
+        if isinstance(stmt.tree, exp.Command):
+            construct = " ".join(re.split(r"\sAS\s", stmt.text, maxsplit=1, flags=re.I)[-1].split())[:70]
+            raise stmt.error(f"DuckDB-only syntax sqlglot cannot translate: {construct}…")
+        if any(u.args.get("by_name") for u in stmt.tree.find_all(exp.Union)):
+            raise stmt.error(
+                "UNION … BY NAME: Spark SQL has none (only DataFrame.unionByName); list the columns"
+            )
         tree = self._inline(stmt, stmt.tree.expression.copy()).transform(_duckdb_only)
         tree = self._tables(stmt, tree)
         try:

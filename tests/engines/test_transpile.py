@@ -41,13 +41,36 @@ def shipped_folders() -> dict[str, list[Path]]:
     return out
 
 
+# Staging views in DuckDB-only syntax: they stay DuckDB views over the Parquet whatever the engine (Spark builds
+# only marts and what marts read). A new one shows up here, with its construct, until it is listed.
+DUCKDB_ONLY = {
+    "stg_estabelecimentos": "UNION … BY NAME",
+    "stg_producao_ambulatorial": "UNION … BY NAME",
+    "stg_internacoes": "UNION … BY NAME",
+    "stg_obitos": "UNION … BY NAME",
+    "stg_notificacoes": "UNION … BY NAME",
+    "stg_nascidos_vivos": "UNION … BY NAME",
+    "datas_invalidas": "DuckDB-only syntax sqlglot cannot translate: UNPIVOT (",
+}
+# Views over those (a mart reading any of them would fail, naming the view and its construct).
+OVER_DUCKDB_ONLY = {"internacoes_por_mes"}
+
+
 def test_every_shipped_sql_file_transpiles_to_sql_spark_parses(spark, functions):
+    """Every mart and every view it reads transpiles to SQL Spark parses; the DuckDB-only views are the known ones."""
     parser = spark._jsparkSession.sessionState().sqlParser()
     folders = shipped_folders()
     assert {"nvd", "datasus/sih_rd", "datasus/sim_do"} <= set(folders)
-    problems, checked = [], 0
+    problems, duckdb_only, checked = [], {}, 0
     for schema, files in folders.items():
-        sql = transpiler(functions, schema.replace("/", "_"))
+        broken: dict[str, TranspileError] = {}
+
+        def resolve(s: str, n: str, broken=broken) -> str:
+            if n.lower() in broken:
+                raise broken[n.lower()]
+            return f"{s}__{n}"
+
+        sql = Transpiler(schema.replace("/", "_"), resolve, spark_functions=functions)
         for stmt in (s for f in files for s in statements(f)):
             try:
                 if stmt.kind == "macro":
@@ -60,13 +83,21 @@ def test_every_shipped_sql_file_transpiles_to_sql_spark_parses(spark, functions)
                     parser.parsePlan(sql.query(stmt))
                     checked += 1
             except TranspileError as e:
-                problems.append(str(e))
+                if stmt.kind != "view":
+                    problems.append(str(e))
+                else:
+                    broken[stmt.name.lower()] = e
+                    duckdb_only[stmt.name] = e.message
             except Exception as e:  # Spark's parser refusing sqlglot's output
                 problems.append(
                     f"{stmt.file}:{stmt.line}: Spark cannot parse: {str(e).strip().splitlines()[0]}"
                 )
     assert not problems, "\n".join(problems)
-    assert checked >= 8
+    unknown = {n: m for n, m in duckdb_only.items() if n not in DUCKDB_ONLY and n not in OVER_DUCKDB_ONLY}
+    assert not unknown, "\n".join(f"{n}: {m}" for n, m in unknown.items())
+    for name, construct in DUCKDB_ONLY.items():
+        assert construct in duckdb_only.get(name, ""), (name, duckdb_only.get(name))
+    assert checked >= 10
 
 
 def write(tmp_path: Path, text: str) -> Path:
