@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from etl.config import Config, Dataset
-from etl.engines import Outcome, Task, get_engine
+from etl.engines import get_engine
+from etl.engines.tasks import Outcome, Task
 from etl.errors import EtlError, FetchFailures
 from etl.files import checksum, remove_partials
 from etl.kinds import get_source

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from etl.config import Settings
-from etl.engines import Outcome, Task, run_task
+from etl.engines.tasks import Outcome, Task, run_task
 from etl.sources import Context
 
 

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from etl.config import Config, Settings, build_options
-from etl.engines import Outcome, Task, run_task
+from etl.engines.tasks import Outcome, Task, run_task
 from etl.errors import ConfigError, EtlError, LoadError
 from etl.files import owner_alive, replace_folder, tmp_path
 from etl.memory import MB
