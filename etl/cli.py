@@ -12,6 +12,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
+from etl import query_cli
 from etl.config import Config, build_options, load_config
 from etl.datasus import cli as datasus_cli
 from etl.errors import EtlError
@@ -151,11 +152,7 @@ def build_parser(kind_only: str | None = None) -> argparse.ArgumentParser:
     what.add_argument("--query", help="a SELECT")
     ep.add_argument("--out", type=Path, required=True, help="output directory")
 
-    q = sub.add_parser("sql", help="query the warehouse read-only")
-    q.add_argument("query", help="a SQL query")
-    q.add_argument("--format", choices=("table", "csv", "json"), default="table")
-    q.add_argument("--limit", type=int, default=1000, help="rows shown in table format (default 1000)")
-
+    query_cli.register(sub)
     sub.add_parser("status", help="what the state store knows: files, cursors, last runs")
     rep = sub.add_parser("report", help="plot peak RSS and time per step of a run (PNG under data/reports)")
     rep.add_argument("--run", type=int, metavar="N", help="the run to show (default: the last that did work)")
@@ -269,13 +266,6 @@ def cmd_extract(args: argparse.Namespace, config: Config) -> int:
     return _report(args, extract_postgres(config, args.dsn, args.out, table=args.table, query=args.query))
 
 
-def cmd_sql(args: argparse.Namespace, config: Config) -> int:
-    from etl.query import run_query
-
-    run_query(config.settings, args.query, args.format, args.limit, sys.stdout)
-    return EXIT_OK
-
-
 def cmd_report(args: argparse.Namespace, config: Config) -> int:
     from etl.report import render
 
@@ -342,7 +332,7 @@ COMMANDS = {
     "fetch": cmd_fetch,
     "load": cmd_load,
     "extract": cmd_extract,
-    "sql": cmd_sql,
+    **query_cli.COMMANDS,
     "status": cmd_status,
     "report": cmd_report,
     "datasus": datasus_cli.handle,

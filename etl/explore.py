@@ -8,11 +8,13 @@ deaths = explore.parquet("sim_csv")       # a Polars LazyFrame over the dataset'
 from __future__ import annotations
 
 from pathlib import Path
-
-import duckdb
+from typing import TYPE_CHECKING
 
 from etl.config import Config, load_config
 from etl.errors import EtlError
+
+if TYPE_CHECKING:
+    from etl.query import ReadOnlyConnection
 
 
 def find_config(start: Path | None = None) -> Path | None:
@@ -28,14 +30,18 @@ def config(config_path: str | Path | None = None) -> Config:
     return load_config(Path(config_path) if config_path else find_config())
 
 
-def warehouse(config_path: str | Path | None = None) -> duckdb.DuckDBPyConnection:
-    """A read-only connection to the warehouse under the memory budget; it never blocks a running `etl run`."""
-    from etl.sinks.duckdb import connect
+def warehouse(
+    config_path: str | Path | None = None, allow_paths: list[str | Path] = ()
+) -> ReadOnlyConnection:
+    """A read-only connection to the warehouse under the memory budget; it never blocks a running `etl run`.
+
+    As with `etl sql`, it reads the data directory's Parquet and `allow_paths` only, and refuses SQL that writes
+    files, attaches databases, loads extensions or changes settings.
+    """
+    from etl import query
 
     settings = config(config_path).settings
-    if not settings.warehouse.exists():
-        raise EtlError(f"no warehouse at {settings.warehouse}", hint="Run `make etl` first")
-    return connect(settings, settings.warehouse, read_only=True, preserve_order=True)
+    return query.ReadOnlyConnection(query.connect(settings, [Path(p) for p in allow_paths]))
 
 
 def parquet(dataset: str, table: str = "records", config_path: str | Path | None = None):

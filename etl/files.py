@@ -91,7 +91,8 @@ def remove_partials(root: Path) -> list[Path]:
     removed = []
     if Path(root).exists():
         for p in Path(root).rglob(f"*{TMP_SUFFIX}"):
-            if p.is_file() and not owner_alive(p):
+            # a live query's spill directory (data/tmp/query.<pid>-….tmp/) holds DuckDB's own *.tmp files
+            if p.is_file() and not owner_alive(p) and not any(owner_alive(d) for d in p.parents):
                 p.unlink(missing_ok=True)
                 removed.append(p)
     return removed

@@ -7,6 +7,7 @@ Each step is measured (rows, bytes, seconds, peak RSS) and recorded; one failed 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -31,6 +32,36 @@ logger = logging.getLogger(__name__)
 
 # The transforms that ship with etl (sql/ beside the package), used where the configured sql_dir has none.
 BUILTIN_SQL = Path(__file__).resolve().parent.parent / "sql"
+
+
+# The state store's record of what the warehouse was last built from (a digest, kept with the cursors).
+WAREHOUSE_CURSOR = "warehouse"
+
+
+def warehouse_digest(
+    views: list[warehouse.View], transforms: dict[str, list[Path]], labels: dict[str, str]
+) -> str:
+    """A digest of what a warehouse build reads: each view's Parquet files (name, size, modification time),
+    each transform file's bytes, the label policies and the package's reference tables."""
+    from etl.reference import DATA_DIR as REFERENCE_DIR
+
+    h = hashlib.sha256()
+
+    def stat(path: Path) -> str:
+        st = path.stat()
+        return f"{path}\t{st.st_size}\t{st.st_mtime_ns}\n"
+
+    for view in views:
+        h.update(f"view {view.schema}.{view.name}\n".encode())
+        for f in sorted(view.files):
+            h.update(stat(f).encode())
+    for schema, files in sorted(transforms.items()):
+        h.update(f"transforms {schema} {labels.get(schema, 'text')}\n".encode())
+        for f in files:
+            h.update(f"{f}\n".encode() + hashlib.sha256(f.read_bytes()).digest())
+    for f in sorted(REFERENCE_DIR.glob("*.parquet")):
+        h.update(stat(f).encode())
+    return h.hexdigest()
 
 
 class Pipeline:
@@ -72,7 +103,7 @@ class Pipeline:
         with self._recorded(summary):
             for ds in self.datasets(only):
                 self.convert_dataset(ds, summary)
-            self.build_warehouse(summary)
+            self.build_warehouse(summary, when_changed=True)
             if "postgres" in self.config.sections.get("publish", {}):
                 self.publish_postgres(summary)
         return summary
@@ -285,26 +316,45 @@ class Pipeline:
         folders = [next((r / n for r in roots if (r / n).is_dir()), roots[0] / n) for n in names]
         return [f for folder in folders for f in warehouse.transform_files(folder)]
 
-    def build_warehouse(self, summary: Summary) -> None:
+    def build_warehouse(self, summary: Summary, *, when_changed: bool = False) -> None:
+        """Rebuild the warehouse; with `when_changed` (etl run), only when what it is built from changed since
+        the last build: the Parquet files, the transform files, the label policies (--force rebuilds)."""
+        step = Step("warehouse")
         views = self.views()
         transforms = self.transforms(views)
+        labels = {ds.name: ds.labels for ds in self.config.datasets.values()}
+        digest = (
+            f"{warehouse_digest(views, transforms, labels)}:{self.engine.name}"  # another engine rebuilds
+        )
+        if (
+            when_changed
+            and not self.force
+            and self.settings.warehouse.exists()
+            and self.state.get_cursor(WAREHOUSE_CURSOR) == digest
+        ):
+            step.status = "skipped"
+            summary.steps.append(step)
+            logger.info("warehouse: its inputs are unchanged, kept as built (`etl transform` rebuilds it)")
+            return
         sql_text: dict | None = {}
         if (
             self.engine.name != "local"
         ):  # its marts, measured apart: its driver's JVM is a child of this process
-            step = Step("transform", dataset=self.engine.name)
+            spark_step = Step("transform", dataset=self.engine.name)
             sql_text = measured(
-                summary, step, self.engine.driver_budget, lambda: self.engine.transform(views, transforms)
+                summary,
+                spark_step,
+                self.engine.driver_budget,
+                lambda: self.engine.transform(views, transforms),
             )
             if sql_text is None:
                 return
-        step = Step("warehouse")
 
         def build() -> None:
             from etl.transform import build_warehouse
 
-            labels = {ds.name: ds.labels for ds in self.config.datasets.values()}
             build_warehouse(self.settings, views, transforms, labels, sql_text)
             step.rows = len(views)
+            self.state.set_cursor(WAREHOUSE_CURSOR, digest)
 
         measured(summary, step, self.engine.driver_budget, build)

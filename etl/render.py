@@ -6,14 +6,16 @@ Query results are drawn by DuckDB itself (types under the names, fitted to the t
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from typing import Any
 
 
 def show(relation: Any, max_rows: int) -> None:
-    """Print a DuckDB relation on stdout, up to max_rows rows, fitted to the terminal (unbounded when piped)."""
-    width = shutil.get_terminal_size().columns if sys.stdout.isatty() else 10_000
+    """Print a DuckDB relation on stdout, up to max_rows rows, fitted to the terminal (or $COLUMNS; unbounded
+    when piped)."""
+    width = shutil.get_terminal_size().columns if sys.stdout.isatty() or "COLUMNS" in os.environ else 10_000
     relation.show(max_width=width, max_rows=max_rows, null_value="NULL")
 
 

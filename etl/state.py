@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from etl.errors import EtlError
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
     dataset TEXT NOT NULL,
@@ -133,9 +135,16 @@ class StateStore:
         self.db = _LockedConnection(
             sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
         )
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.executescript(SCHEMA)
+        try:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.executescript(SCHEMA)
+        except sqlite3.DatabaseError as e:
+            self.db.close()
+            raise EtlError(
+                f"the state store {self.path} cannot be read: {e}",
+                hint="Move it aside and run `etl run`: it is rebuilt, and files are converted again from data/raw",
+            ) from None
 
     def close(self) -> None:
         self.db.close()

@@ -31,6 +31,7 @@ from etl.sinks.duckdb import (
     connect,
     create_views,
     hint,
+    parquet_scan,
     quote_ident,
     quote_literal,
     run_sql_file,
@@ -61,7 +62,7 @@ def build_warehouse(
     with atomic_path(final) as tmp:
         con = connect(settings, tmp, share=WAREHOUSE_SHARE, reserve=WAREHOUSE_RESERVE)
         try:
-            create_views(con, views)
+            create_views(con, settings, views)
             load_reference(con)  # ref.municipios, ref.cid10, …: staging SQL joins them
             for schema, files in transforms.items():
                 con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
@@ -146,7 +147,7 @@ def run_polars_file(
         ) from None
     con.execute(
         f"CREATE OR REPLACE VIEW {quote_ident(schema)}.{quote_ident(name)} AS "
-        f"SELECT * FROM read_parquet({quote_literal(str(out.resolve()))})"
+        f"SELECT * FROM {parquet_scan(settings, [out])}"
     )
 
 

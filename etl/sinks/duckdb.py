@@ -57,7 +57,40 @@ def connect(
     }
     import duckdb
 
-    return duckdb.connect(str(database), read_only=read_only, config=config)
+    con = duckdb.connect(str(database), read_only=read_only, config=config)
+    con.execute(f"SET VARIABLE {DATA_DIR_VARIABLE} = ?", [str(settings.data_dir.resolve())])
+    if not read_only:
+        create_path_macro(con, settings)
+    return con
+
+
+# The warehouse's views name their Parquet relative to the data directory, through a macro that reads this
+# variable (set by every connection above): a moved or shared data/ keeps working without a rebuild. A client
+# that does not set it (the duckdb CLI) reads the data directory the warehouse was built in.
+DATA_DIR_VARIABLE = "etl_data_dir"
+
+
+def create_path_macro(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:
+    """`main.etl_data_path('parquet/x/y.parquet')`: that file under the connection's data directory."""
+    built_in = quote_literal(str(settings.data_dir.resolve()))
+    con.execute(
+        f"CREATE OR REPLACE MACRO main.etl_data_path(p) AS "
+        f"coalesce(getvariable({quote_literal(DATA_DIR_VARIABLE)}), {built_in}) || '/' || p"
+    )
+
+
+def parquet_scan(settings: Settings, files: list[Path]) -> str:
+    """`read_parquet([...])` of these files, those under the data directory named through `etl_data_path()`."""
+    root = settings.data_dir.resolve()
+    names = []
+    for f in files:
+        path = f.resolve()
+        names.append(
+            f"main.etl_data_path({quote_literal(path.relative_to(root).as_posix())})"
+            if path.is_relative_to(root)
+            else quote_literal(str(path))
+        )
+    return f"read_parquet([{', '.join(names)}], union_by_name = true)"
 
 
 @dataclass
@@ -76,19 +109,22 @@ def transform_files(folder: Path) -> list[Path]:
     )
 
 
-def create_views(con: duckdb.DuckDBPyConnection, views: list[View]) -> None:
-    """A view per dataset table over its Parquet files; `main.<dataset>` too for a single-table dataset."""
+def create_views(con: duckdb.DuckDBPyConnection, settings: Settings, views: list[View]) -> None:
+    """A view per dataset table over its Parquet files (named relative to the data directory, so a moved data
+    directory keeps working); `main.<dataset>` too for a single-table dataset."""
     for view in views:
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(view.schema)}")
-        files = ", ".join(quote_literal(str(f.resolve())) for f in view.files)
+        name = f"{quote_ident(view.schema)}.{quote_ident(view.name)}"
+        con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM {parquet_scan(settings, view.files)}")
         con.execute(
-            f"CREATE OR REPLACE VIEW {quote_ident(view.schema)}.{quote_ident(view.name)} AS "
-            f"SELECT * FROM read_parquet([{files}], union_by_name = true)"
+            f"COMMENT ON VIEW {name} IS "
+            + quote_literal(f"{len(view.files)} Parquet file(s) under parquet/{view.schema}/")
         )
         if view.name == SINGLE_TABLE:  # `SELECT … FROM <dataset>` for single-table datasets
+            con.execute(f"CREATE OR REPLACE VIEW main.{quote_ident(view.schema)} AS SELECT * FROM {name}")
             con.execute(
-                f"CREATE OR REPLACE VIEW main.{quote_ident(view.schema)} AS "
-                f"SELECT * FROM {quote_ident(view.schema)}.{quote_ident(view.name)}"
+                f"COMMENT ON VIEW main.{quote_ident(view.schema)} IS "
+                + quote_literal(f"{view.schema}.{view.name}, the dataset's one table")
             )
 
 

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from etl.sinks.duckdb import quote_ident
+from etl.sinks.duckdb import DATA_DIR_VARIABLE, quote_ident
 
 if TYPE_CHECKING:
     import duckdb
@@ -59,6 +59,8 @@ def fingerprint(
     """A hash of what `obj` is built from: definitions, the files read (name, size, mtime) and base tables' rows."""
     h = hashlib.sha256()
     seen: set[str] = set()
+    # views name their Parquet relative to the data directory (etl_data_path('parquet/…')), set per connection
+    data_dir = con.execute(f"SELECT getvariable('{DATA_DIR_VARIABLE}')").fetchall()[0][0] or ""
 
     def visit(o: WarehouseObject) -> None:
         if o.qualified in seen:
@@ -69,7 +71,7 @@ def fingerprint(
             h.update(repr(_rows_hash(con, o)).encode())
             return
         refs, constants = _references(con, o)
-        for path in sorted(_files(constants)):
+        for path in sorted(_files(constants, data_dir)):
             st = os.stat(path)
             h.update(json.dumps([path, st.st_size, st.st_mtime_ns]).encode())
         for ref in sorted({_resolve(r, o.schema, objects) for r in refs} - {None}):
@@ -127,13 +129,14 @@ def _nodes(tree: object) -> Iterator[dict]:
             stack.extend(node)
 
 
-def _files(constants: set[str]) -> set[str]:
+def _files(constants: set[str], data_dir: str) -> set[str]:
     found = set()
-    for text in constants:
-        if any(c in text for c in "*?["):
-            found.update(p for p in glob.glob(text, recursive=True) if os.path.isfile(p))
-        elif os.path.isfile(text):
-            found.add(text)
+    for constant in constants:
+        for text in {constant, os.path.join(data_dir, constant)}:
+            if any(c in text for c in "*?["):
+                found.update(p for p in glob.glob(text, recursive=True) if os.path.isfile(p))
+            elif os.path.isfile(text):
+                found.add(text)
     return found
 
 
