@@ -87,9 +87,13 @@ def test_an_unchanged_warehouse_is_kept_and_a_changed_input_rebuilds_it(etl, pro
     assert warehouse_step() == "skipped" and warehouse.stat().st_mtime_ns == built
     sql = project / "sql/deaths"
     sql.mkdir(parents=True)
-    (sql / "010_by_sex.sql").write_text("CREATE TABLE by_sex AS SELECT SEXO, count(*) n FROM records GROUP BY 1")
+    (sql / "010_by_sex.sql").write_text(
+        "CREATE TABLE by_sex AS SELECT SEXO, count(*) n FROM records GROUP BY 1"
+    )
     assert warehouse_step() == "ok"  # a new transform file
-    assert query(warehouse, "SELECT sum(n) FROM deaths.by_sex") == query(warehouse, "SELECT count(*) FROM deaths")
+    assert query(warehouse, "SELECT sum(n) FROM deaths.by_sex") == query(
+        warehouse, "SELECT count(*) FROM deaths"
+    )
     assert warehouse_step() == "skipped"
     write_sample(project / "data/raw/deaths/deaths.csv", rows=300)
     assert warehouse_step() == "ok"  # new Parquet

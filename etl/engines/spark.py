@@ -258,7 +258,7 @@ class SparkEngine:
         from etl.engines.transpile import duckdb_text
 
         return {
-            (schema, path): duckdb_text(path, marts.get(schema, {}))
+            (schema, path): duckdb_text(path, marts.get(schema, {}), self.settings)
             for schema, files in transforms.items()
             for path in files
             if path.suffix == ".sql" and marts.get(schema)

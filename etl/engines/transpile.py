@@ -20,8 +20,9 @@ from sqlglot.dialects.spark import Spark
 from sqlglot.errors import ErrorLevel, SqlglotError
 from sqlglot.tokens import TokenType
 
+from etl.config import Settings
 from etl.errors import LoadError
-from etl.sinks.duckdb import quote_ident, quote_literal
+from etl.sinks.duckdb import parquet_scan, quote_ident
 
 
 class SparkSQL(Spark):
@@ -225,15 +226,16 @@ def _duckdb_only(node: exp.Expression) -> exp.Expression:
     return node
 
 
-def duckdb_text(path: Path, marts: dict[str, Path]) -> str:
+def duckdb_text(path: Path, marts: dict[str, Path], settings: Settings) -> str:
     """A file's text for the warehouse with each mart Spark computed (name -> its Parquet folder) as a view over
-    that Parquet; lines stay where they were, so DuckDB's errors still point into the file."""
+    that Parquet (named from the data directory, as the warehouse's other views); lines stay where they were, so
+    DuckDB's errors still point into the file."""
     text = Path(path).read_text(encoding="utf-8")
     out, pos = [], 0
     for stmt in statements(path):
         if stmt.kind == "table" and stmt.name in marts:
-            glob = quote_literal(str(Path(marts[stmt.name]).resolve() / "*.parquet"))
-            view = f"CREATE OR REPLACE VIEW {quote_ident(stmt.name)} AS SELECT * FROM read_parquet({glob})"
+            scan = parquet_scan(settings, [Path(marts[stmt.name]) / "*.parquet"])
+            view = f"CREATE OR REPLACE VIEW {quote_ident(stmt.name)} AS SELECT * FROM {scan}"
             out += [text[pos : stmt.start], view, "\n" * stmt.text.count("\n")]
             pos = stmt.end
     return "".join(out) + text[pos:]

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from etl.config import Settings
 from etl.engines.transpile import TranspileError, Transpiler, duckdb_text, statements
 from etl.pipeline import BUILTIN_SQL
 
@@ -181,12 +182,16 @@ def test_duckdb_text_puts_a_view_over_the_mart_where_the_table_was(tmp_path):
         tmp_path,
         "CREATE VIEW v AS SELECT 1 AS a;\nCREATE OR REPLACE TABLE t AS\n  SELECT * FROM v;\nSELECT 1;\n",
     )
+    settings = Settings(data_dir=tmp_path)
     mart = tmp_path / "marts" / "t.parquet"
-    text = duckdb_text(path, {"t": mart})
+    text = duckdb_text(path, {"t": mart}, settings)
     assert text.count("\n") == path.read_text().count("\n")
     assert "CREATE VIEW v AS SELECT 1 AS a;" in text and text.endswith("SELECT 1;\n")
-    assert f"CREATE OR REPLACE VIEW \"t\" AS SELECT * FROM read_parquet('{mart.resolve()}/*.parquet')" in text
-    assert duckdb_text(path, {}) == path.read_text()
+    assert (
+        'CREATE OR REPLACE VIEW "t" AS SELECT * FROM '
+        "read_parquet([main.etl_data_path('marts/t.parquet/*.parquet')], union_by_name = true)" in text
+    )
+    assert duckdb_text(path, {}, settings) == path.read_text()
 
 
 def test_typeof_compares_as_in_duckdb(tmp_path, spark, functions):
