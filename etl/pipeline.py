@@ -250,7 +250,8 @@ class Pipeline:
         """Record one conversion in the state store (the driver alone writes it); `before`: a revised file's
         earlier record."""
         ds, key, result = outcome.task.dataset, outcome.task.key, outcome.result
-        step = Step("convert", dataset=ds.name, file=key, seconds=outcome.seconds, worker=outcome.worker)
+        worker = outcome.worker if self.engine.name != "local" else None  # a Spark executor's process
+        step = Step("convert", dataset=ds.name, file=key, seconds=outcome.seconds, worker=worker)
         step.peak_rss_mb = outcome.peak_rss_mb
         if result is not None and result.rows_in != result.rows_out + result.rows_rejected:
             outcome.error = (

@@ -97,9 +97,10 @@ def figures(
 def log_converted(step: Step, rejects: Path | None = None) -> None:
     """The INFO line of one converted file."""
     logger.info(
-        "%s: %s",
+        "%s: %s%s",
         step.file,
         figures(step.rows, step.rejected, step.bytes, step.seconds, step.peak_rss_mb, rejects),
+        f" ({step.worker})" if step.worker else "",
     )
 
 

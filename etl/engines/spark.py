@@ -121,9 +121,9 @@ class SparkEngine:
         )
         return self._spark
 
-    def _task_budget(self) -> tuple[int, int, str]:
+    def _task_budget(self, spark: SparkSession | None = None) -> tuple[int, int, str]:
         """Task slots in the cluster, and each task's memory: an executor's memory shared by its cores."""
-        sc = self._spark.sparkContext
+        sc = (spark or self._spark).sparkContext
         conf = sc._jsc.sc().conf()  # the JVM's SparkConf parses Spark's own size syntax ("4g", "512m")
         cpus = int(conf.get("spark.task.cpus", "1"))
         local = re.fullmatch(r"local(?:\[(\d+|\*)(?:,\d+)?\])?", sc.master)
@@ -149,11 +149,13 @@ class SparkEngine:
         """The driver process's budget: etl's memory_limit, plus, once Spark runs, its JVM (a child of this
         process): spark.driver.memory and Spark's overhead on it (max(384 MB, 10%)), and in local mode the task
         slots' Python workers."""
-        if self._spark is None:
+        spark = self._spark or active_session()  # a notebook's or a test's, running before etl uses it
+        if spark is None:
             return self.settings.memory_limit
-        sc = self._spark.sparkContext
+        sc = spark.sparkContext
         jvm = sc._jsc.sc().conf().getSizeAsMb("spark.driver.memory", "1g") * MB
-        workers = self.slots * self.task_memory if sc.master.startswith("local") else 0
+        slots, task_memory = (self.slots, self.task_memory) if self._spark else self._task_budget(spark)[:2]
+        workers = slots * task_memory if sc.master.startswith("local") else 0
         return self.settings.memory_limit + jvm + max(384 * MB, jvm // 10) + workers
 
     def describe(self) -> dict[str, Any]:
@@ -319,6 +321,8 @@ class SparkEngine:
                         )
                     try:
                         frame = spark.sql(sql.query(stmt))
+                        if stmt.kind == "table":
+                            frame = days_as_integers(frame)
                         if stmt.kind == "table" and write is not None:
                             final = marts_dir(self.settings, target[0]).resolve() / f"{stmt.name}.parquet"
                             sweep_folders(final)
@@ -342,11 +346,37 @@ class SparkEngine:
             raise TransformFailures(errors)
 
 
+def days_as_integers(frame):
+    """DuckDB's `date - date` is a number of days, Spark's an INTERVAL DAY: a mart's such columns as days."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import DayTimeIntervalType
+
+    def day_interval(t) -> bool:
+        return isinstance(t, DayTimeIntervalType) and t.startField == t.endField == DayTimeIntervalType.DAY
+
+    if not any(day_interval(f.dataType) for f in frame.schema.fields):
+        return frame
+    return frame.select(
+        *[
+            F.col(f"`{f.name}`").cast("bigint").alias(f.name)
+            if day_interval(f.dataType)
+            else F.col(f"`{f.name}`")
+            for f in frame.schema.fields
+        ]
+    )
+
+
 def absolute(settings: Settings, **changes: Any) -> Settings:
     """Settings for an executor, whose working directory is not the driver's: absolute paths."""
     return dataclasses.replace(
         settings, data_dir=settings.data_dir.resolve(), sql_dir=settings.sql_dir.resolve(), **changes
     )
+
+
+def active_session() -> SparkSession | None:
+    """The session running in this process, if pyspark is loaded at all (never imported just to ask)."""
+    sql = sys.modules.get("pyspark.sql")
+    return sql.SparkSession.getActiveSession() if sql is not None else None
 
 
 def sweep_folders(final: Path) -> None:
