@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Every extra: the optional features (postgres, stat, report) and the tests' tools (dev).
-EXTRAS := dev,postgres,stat,report
+EXTRAS := dev,postgres,stat,report,spark
 EXPLORE_STAMP := $(VENV)/.explore-installed
 # Jupyter listens here; JUPYTER_IP=0.0.0.0 to reach it from outside a container.
 JUPYTER_IP ?= 127.0.0.1
@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 	$(UV) -e '.[$(EXTRAS)]'
 	touch $(STAMP)
 
-setup: $(STAMP) ## Create .venv and install etl with every extra (postgres, stat, report, dev)
+setup: $(STAMP) ## Create .venv and install etl with every extra (postgres, stat, report, spark, dev)
 
 etl: $(STAMP) ## Run the whole pipeline on etl.toml (generates sample inputs when missing)
 	$(BIN)/etl --config etl.toml run

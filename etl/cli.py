@@ -102,6 +102,7 @@ def build_parser(kind_only: str | None = None) -> argparse.ArgumentParser:
     )
     p.add_argument("--data-dir", help="where raw, parquet, warehouse and state live (default data/)")
     p.add_argument("--threads", type=_threads, help="threads for DuckDB and Polars (at least 1)")
+    p.add_argument("--engine", choices=("local", "spark"), help="where work runs (default local; ETL_ENGINE)")
     p.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars, warnings and errors only")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -170,6 +171,7 @@ def make_config(args: argparse.Namespace) -> Config:
     if path is None and Path("etl.toml").exists():
         path = Path("etl.toml")
     overrides = {"memory_limit": args.memory_limit, "data_dir": args.data_dir, "threads": args.threads}
+    overrides["engine"] = args.engine
     # convert and fetch use the settings only: the datasets' sources (and their libraries' memory) are not loaded
     return load_config(path, overrides=overrides, with_datasets=args.command not in ("convert", "fetch"))
 

@@ -20,8 +20,10 @@ DEFAULT_MEMORY_LIMIT = "1GB"
 # Dataset, schema and table names become folders under data/ and identifiers in DuckDB and PostgreSQL.
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 NAME_RULE = "letters, digits and underscores, not starting with a digit, at most 63 characters"
-# Settings that an ETL_<NAME> variable overrides (ETL_MEMORY_LIMIT, ETL_DATA_DIR, ETL_THREADS, ETL_SQL_DIR).
-ENV_SETTINGS = ("memory_limit", "data_dir", "threads", "sql_dir")
+# Settings that an ETL_<NAME> variable overrides (ETL_MEMORY_LIMIT, ETL_DATA_DIR, ETL_THREADS, ETL_SQL_DIR,
+# ETL_ENGINE).
+ENV_SETTINGS = ("memory_limit", "data_dir", "threads", "sql_dir", "engine")
+ENGINES = ("local", "spark")
 
 
 @dataclass
@@ -32,6 +34,7 @@ class Settings:
     sql_dir: Path = Path("sql")
     memory_limit: int = parse_size(DEFAULT_MEMORY_LIMIT)
     threads: int = min(4, os.cpu_count() or 1)
+    engine: str = "local"  # where conversions and transforms run: local, or spark (its [spark] table)
 
     @property
     def raw_dir(self) -> Path:
@@ -164,6 +167,8 @@ def settings_from(
     settings = build_options(Settings, raw, where)
     if settings.threads < 1:
         raise ConfigError(f"{where}.threads must be at least 1")
+    if settings.engine not in ENGINES:
+        raise ConfigError(f"{where}.engine: unknown engine {settings.engine!r}", hint="Use local or spark")
     return settings
 
 

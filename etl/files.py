@@ -71,6 +71,26 @@ def atomic_path(final: Path) -> Iterator[Path]:
         raise
 
 
+def replace_folder(tmp: Path, final: Path) -> None:
+    """Put a complete folder (a Parquet dataset written by Spark) in place of `final`, a file or folder or nothing.
+
+    A folder cannot replace another in one rename: the old one is moved aside first, then removed.
+    """
+    old = None
+    if final.exists():
+        old = tmp_path(final.with_name(final.name + ".old"))
+        os.replace(final, old)
+    os.replace(tmp, final)
+    fsync_dir(final.parent)
+    if old is not None:
+        shutil.rmtree(old) if old.is_dir() else old.unlink()
+
+
+def checksum(path: Path) -> str:
+    """CRC-32 of the whole file (fast, and the page cache is warm after conversion)."""
+    return f"crc32:{crc32(path):08x}"
+
+
 def remove_partials(root: Path) -> list[Path]:
     """Delete temporary files (and scratch folders) that interrupted runs left under root, never a live process's;
     return them."""

@@ -14,15 +14,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from etl.config import Config, Dataset
+from etl.engines import get_engine
+from etl.engines.tasks import Outcome, Task
 from etl.errors import EtlError, FetchFailures
 from etl.extras import require
-from etl.files import crc32, remove_partials
+from etl.files import checksum, remove_partials
 from etl.kinds import get_source
 from etl.lock import WriterLock
 from etl.memory import MB
-from etl.sources import Context, ConvertResult, local_files
+from etl.sources import Context, local_files
 from etl.state import FileRecord, StateStore
-from etl.summary import Step, Summary, log_converted, log_findings, measured, record, shown
+from etl.summary import Step, Summary, finish_step, log_converted, log_findings, measured, record, shown
 
 if TYPE_CHECKING:  # DuckDB is imported only by the steps that use it: a conversion's RSS need not carry it
     from etl.sinks import duckdb as warehouse
@@ -63,11 +65,6 @@ def warehouse_digest(
     return h.hexdigest()
 
 
-def checksum(path: Path) -> str:
-    """CRC-32 of the whole file (fast, and the page cache is warm after conversion)."""
-    return f"crc32:{crc32(path):08x}"
-
-
 class Pipeline:
     def __init__(self, config: Config, *, progress=None, force: bool = False, writes: bool = True):
         """With writes (the default) the data directory's writer lock is held until close()."""
@@ -84,8 +81,10 @@ class Pipeline:
             raise
         base = config.path.resolve().parent if config.path else Path.cwd()
         self.ctx = Context(settings=self.settings, base_dir=base, progress=progress, state=self.state)
+        self.engine = get_engine(config)
 
     def close(self) -> None:
+        self.engine.close()
         self.state.close()
         if self.lock:
             self.lock.release()
@@ -143,7 +142,7 @@ class Pipeline:
                 t.rows for t in load(self.settings, dsn, schema=opts.schema, tables=opts.tables or None)
             )
 
-        measured(summary, step, self.settings.memory_limit, publish)
+        measured(summary, step, self.engine.driver_budget, publish)
 
     def transform(self) -> Summary:
         summary = self._start("transform")
@@ -172,6 +171,7 @@ class Pipeline:
         return summary
 
     def _finish(self, summary: Summary) -> None:
+        summary.engine = self.engine.describe()
         record(self.state, summary, self.settings.reports_dir)
 
     def raw_files(self, ds: Dataset, summary: Summary) -> list[Path]:
@@ -195,24 +195,36 @@ class Pipeline:
                     logger.error("fetch %s: %s", file, error)
                 return e.fetched
 
-        files = measured(summary, step, self.settings.memory_limit, acquire_recording_failures) or []
+        files = measured(summary, step, self.engine.driver_budget, acquire_recording_failures) or []
         step.rows = len(files)
         return files
 
     def convert_dataset(self, ds: Dataset, summary: Summary) -> None:
-        source = get_source(ds.kind)
+        """Skip what is done; the engine converts the rest, and each outcome is recorded as it arrives."""
         out_dir = self.settings.parquet_dir / ds.name
-        files = self.raw_files(ds, summary)
+        files = [Path(p) for p in self.raw_files(ds, summary)]
         try:
-            self.ctx.name_inputs(files, source)
+            self.ctx.name_inputs(files, get_source(ds.kind))
         except EtlError as e:
             summary.steps.append(Step("convert", dataset=ds.name, status="failed", error=str(e)))
             logger.error("convert %s: %s", ds.name, e)
             return
         self.shared = self.shared_outputs(ds)
-        with self.ctx.bar(len(files), "file", ds.name) as bar:
-            for path in files:
-                self.convert_one(source, ds, Path(path), out_dir, summary)
+        tasks, before, revised = [], {}, {}
+        for path in files:
+            key = self.ctx.state_key(path)
+            before[key] = self.state.get_file(ds.name, key)
+            # asked before converting: the new Parquet takes the old one's name
+            revised[key] = self._revised(before[key])
+            if self.is_done(ds, key, path):
+                summary.steps.append(Step("convert", dataset=ds.name, file=key, status="skipped"))
+                logger.info("%s: already converted, skipped", key)
+            else:
+                tasks.append(Task(ds, path, out_dir, key))
+        with self.ctx.bar(len(tasks), "file", ds.name) as bar:
+            for outcome in self.engine.convert(tasks, self.ctx):
+                key = outcome.task.key
+                self.record_outcome(outcome, before[key], revised[key], summary)
                 bar.update(1)
 
     def shared_outputs(self, ds: Dataset) -> set[str]:
@@ -276,36 +288,27 @@ class Pipeline:
             and all(Path(p).exists() for p in before.outputs.values())
         )
 
-    def convert_one(self, source, ds: Dataset, path: Path, out_dir: Path, summary: Summary) -> None:
-        key = self.ctx.state_key(path)
-        step = Step("convert", dataset=ds.name, file=key)
-        before = self.state.get_file(ds.name, key)
-        revised = self._revised(before)  # asked before converting: the new Parquet takes the old one's name
-        if self.is_done(ds, key, path):
-            step.status = "skipped"
-            summary.steps.append(step)
-            logger.info("%s: already converted, skipped", key)
-            return
-        st = path.stat() if path.exists() else None
-        result: ConvertResult | None = measured(
-            summary,
-            step,
-            self.settings.memory_limit,
-            lambda: source.convert_file(path, out_dir, ds, self.ctx),
-        )
-        if result is None:
-            self.state.put_file(ds.name, key, "failed", error=step.error)
-            return
-        if result.rows_in != result.rows_out + result.rows_rejected:
-            step.status = "failed"
-            step.error = (
+    def record_outcome(
+        self, outcome: Outcome, before: FileRecord | None, revised: bool, summary: Summary
+    ) -> None:
+        """Record one conversion in the state store (the driver alone writes it); `before`: the file's earlier
+        record, `revised`: the raw file changed since (its row counts before and now are reported)."""
+        ds, key, result = outcome.task.dataset, outcome.task.key, outcome.result
+        worker = outcome.worker if self.engine.name != "local" else None  # a Spark executor's process
+        step = Step("convert", dataset=ds.name, file=key, seconds=outcome.seconds, worker=worker)
+        step.peak_rss_mb = outcome.peak_rss_mb
+        if result is not None and result.rows_in != result.rows_out + result.rows_rejected:
+            outcome.error = (
                 f"row counts do not add up: {result.rows_in} read, {result.rows_out} written, "
                 f"{result.rows_rejected} rejected"
             )
+        if outcome.error is not None:
+            step.status, step.error = "failed", outcome.error
+            finish_step(summary, step, outcome.memory_limit)
             self.state.put_file(ds.name, key, "failed", error=step.error)
-            logger.error("%s: %s", key, step.error)
             return
         step.rows, step.rejected, step.bytes = result.rows_out, result.rows_rejected, result.bytes_out
+        finish_step(summary, step, outcome.memory_limit)
         log_findings(key, result)
         if revised:
             step.rows_before = before.rows_out
@@ -314,9 +317,9 @@ class Pipeline:
             ds.name,
             key,
             "converted",
-            size=st.st_size if st else None,
-            mtime_ns=st.st_mtime_ns if st else None,
-            checksum=checksum(path) if path.is_file() else None,
+            size=outcome.size,
+            mtime_ns=outcome.mtime_ns,
+            checksum=outcome.checksum,
             rows_in=result.rows_in,
             rows_out=result.rows_out,
             rows_rejected=result.rows_rejected,
@@ -324,7 +327,7 @@ class Pipeline:
             error=None,
         )
         self._drop_stale(ds, key, before, result.outputs)
-        log_converted(step, out_dir / "_rejects")
+        log_converted(step, outcome.task.out_dir / "_rejects")
 
     def views(self) -> list[warehouse.View]:
         """A view per dataset table over the Parquet files the state store lists as converted."""
@@ -366,7 +369,9 @@ class Pipeline:
         views = self.views()
         transforms = self.transforms(views)
         labels = {ds.name: ds.labels for ds in self.config.datasets.values()}
-        digest = warehouse_digest(views, transforms, labels)
+        digest = (
+            f"{warehouse_digest(views, transforms, labels)}:{self.engine.name}"  # another engine rebuilds
+        )
         if (
             when_changed
             and not self.force
@@ -377,16 +382,29 @@ class Pipeline:
             summary.steps.append(step)
             logger.info("warehouse: its inputs are unchanged, kept as built (`etl transform` rebuilds it)")
             return
+        sql_text: dict | None = {}
+        if (
+            self.engine.name != "local"
+        ):  # its marts, measured apart: its driver's JVM is a child of this process
+            spark_step = Step("transform", dataset=self.engine.name)
+            sql_text = measured(
+                summary,
+                spark_step,
+                self.engine.driver_budget,
+                lambda: self.engine.transform(views, transforms),
+            )
+            if sql_text is None:
+                return
 
         def build() -> bool:
             from etl.transform import build_warehouse
 
-            build_warehouse(self.settings, views, transforms, labels)
+            build_warehouse(self.settings, views, transforms, labels, sql_text)
             step.rows = len(views)
             self.state.set_cursor(WAREHOUSE_CURSOR, digest)
             return True
 
-        if measured(summary, step, self.settings.memory_limit, build):
+        if measured(summary, step, self.engine.driver_budget, build):
             logger.info(
                 "warehouse %s: %d views, %d transform files, %.1f s, peak RSS %.0f MB",
                 shown(self.settings.warehouse),

@@ -38,6 +38,7 @@ class Step:
     over_budget: bool = False
     error: str | None = None
     rows_before: int | None = None  # a revised file: the rows its earlier version was converted to
+    worker: str | None = None  # host:pid of the process that converted the file (a Spark executor's worker)
 
 
 @dataclass
@@ -48,6 +49,7 @@ class Summary:
     run_id: int | None = None
     interrupted: bool = False
     started_at: float = field(default_factory=time.time)
+    engine: dict[str, Any] = field(default_factory=lambda: {"name": "local"})  # where the work ran
 
     @property
     def failed(self) -> list[Step]:
@@ -62,6 +64,7 @@ class Summary:
         done = [s for s in self.steps if s.status == "ok"]
         return {
             "command": self.command,
+            "engine": self.engine,
             "run_id": self.run_id,
             "started_at": self.started_at,
             "status": "interrupted" if self.interrupted else "failed" if self.failed else "ok",
@@ -103,9 +106,10 @@ def figures(
 def log_converted(step: Step, rejects: Path | None = None) -> None:
     """The INFO line of one converted file."""
     logger.info(
-        "%s: %s",
+        "%s: %s%s",
         step.file,
         figures(step.rows, step.rejected, step.bytes, step.seconds, step.peak_rss_mb, rejects),
+        f" ({step.worker})" if step.worker else "",
     )
 
 
@@ -117,8 +121,10 @@ def log_findings(name: str, result: Any) -> None:
         logger.warning("%s: %s", name, warning)
 
 
-def measured(summary: Summary, step: Step, budget: int, work: Callable[[], Any]) -> Any:
-    """Run work under the RSS monitor; record the step (failed with the error's text if it raises EtlError)."""
+def measured(summary: Summary, step: Step, budget: int | Callable[[], int], work: Callable[[], Any]) -> Any:
+    """Run work under the RSS monitor; record the step (failed with the error's text if it raises EtlError).
+
+    `budget` may be a function, asked when the work is done (an engine's budget grows once its cluster runs)."""
     start = time.perf_counter()
     try:
         with RssMonitor() as rss:
@@ -133,14 +139,19 @@ def measured(summary: Summary, step: Step, budget: int, work: Callable[[], Any])
     finally:
         step.seconds = round(time.perf_counter() - start, 3)
         step.peak_rss_mb = rss.peak_mb
-        step.over_budget = rss.peak > budget
-        summary.steps.append(step)
-        if step.status == "failed":
-            logger.error("%s", step.error if _names_its_file(step) else f"{label(step)}: {step.error}")
-        if step.over_budget:
-            logger.warning(
-                "%s: peak RSS %.0f MB exceeded the %.0f MB budget", label(step), step.peak_rss_mb, budget / MB
-            )
+        finish_step(summary, step, budget() if callable(budget) else budget)
+
+
+def finish_step(summary: Summary, step: Step, budget: int) -> None:
+    """Add a measured step to the summary; log its failure, and a peak RSS over the budget."""
+    step.over_budget = step.peak_rss_mb * MB > budget
+    summary.steps.append(step)
+    if step.status == "failed":
+        logger.error("%s", step.error if _names_its_file(step) else f"{label(step)}: {step.error}")
+    if step.over_budget:
+        logger.warning(
+            "%s: peak RSS %.0f MB exceeded the %.0f MB budget", label(step), step.peak_rss_mb, budget / MB
+        )
 
 
 def label(step: Step) -> str:
@@ -158,8 +169,8 @@ def record(state: StateStore, summary: Summary, reports_dir: Path) -> None:
     """Record the run's steps and summary in the state store, and its report as reports_dir/run-N.json."""
     report = summary.to_dict()
     for s in summary.steps:
-        # rows_before lives in the report only: the steps table predates it
-        fields = {k: v for k, v in asdict(s).items() if k not in ("step", "status", "rows_before")}
+        # rows_before and worker live in the report only: the steps table predates them
+        fields = {k: v for k, v in asdict(s).items() if k not in ("step", "status", "rows_before", "worker")}
         state.add_step(summary.run_id, s.step, s.status, **fields)
     state.finish_run(summary.run_id, report["status"], {k: v for k, v in report.items() if k != "steps"})
     for name in (f"run-{summary.run_id}.json", "last-run.json"):
@@ -176,4 +187,8 @@ def summary_lines(summary: Summary) -> list[str]:
         f"{data['skipped']:,} skipped, {data['failed']:,} failed"
     ]
     lines += [f"revised: {s.file}: {s.rows_before:,} rows before, {s.rows:,} now" for s in summary.revised]
+    if summary.engine["name"] == "spark":
+        from etl.engines.spark import summary_line
+
+        lines.append(summary_line(data))
     return lines

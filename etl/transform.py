@@ -13,6 +13,7 @@ import importlib.util
 import logging
 import os
 import re
+import shutil
 from pathlib import Path
 
 import duckdb
@@ -45,6 +46,7 @@ def build_warehouse(
     views: list[View],
     transforms: dict[str, list[Path]],
     labels: dict[str, str] | None = None,
+    sql_text: dict[tuple[str, Path], str] | None = None,
 ) -> Path:
     """Build the warehouse into a temporary file and rename it into place.
 
@@ -52,7 +54,8 @@ def build_warehouse(
     `transforms` maps a schema to its transform files (SQL, or Python with Polars), run in order with that schema
     as the default, under the schema's label policy (`labels`, default "text"). A failing file stops its dataset; the others still run so that every error is reported, and
     then the new warehouse is discarded: the previous one stays in place. Tables the transforms create (marts)
-    are also exported as Parquet under data/marts/<dataset>/.
+    are also exported as Parquet under data/marts/<dataset>/. `sql_text` holds, per (schema, file), the text to run
+    instead of the file's (the Spark engine's: its marts as views over the Parquet Spark wrote).
     """
     final = settings.warehouse
     errors: list[LoadError] = []
@@ -73,6 +76,7 @@ def build_warehouse(
                             path,
                             [v for v in views if v.schema == schema],
                             (labels or {}).get(schema, "text"),
+                            (sql_text or {}).get((schema, path)),
                         )
                 except LoadError as e:
                     errors.append(e)
@@ -109,13 +113,15 @@ def run_transform(
     path: Path,
     views: list[View],
     labels: str = "text",
+    text: str | None = None,
 ) -> None:
+    """Run a transform file; `text`, when given, is run in place of a SQL file's own."""
     if path.suffix == ".py":
         run_polars_file(con, settings, schema, path, views)
     elif path.suffix == ".csv":
         apply_dictionary(con, schema, path, labels)
     else:
-        run_sql_file(con, path)
+        run_sql_file(con, path, text)
 
 
 def run_polars_file(
@@ -158,6 +164,8 @@ def export_marts(con: duckdb.DuckDBPyConnection, settings: Settings, schema: str
     out = []
     for table in tables:
         path = marts_dir(settings, schema) / f"{table}.parquet"
+        if path.is_dir():  # the Spark engine's folder from an earlier run: a file cannot be renamed over it
+            shutil.rmtree(path)
         with atomic_path(path) as tmp:
             con.execute(
                 f"COPY {quote_ident(schema)}.{quote_ident(table)} TO {quote_literal(str(tmp))} "

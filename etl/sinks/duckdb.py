@@ -134,11 +134,11 @@ def create_views(con: duckdb.DuckDBPyConnection, settings: Settings, views: list
             )
 
 
-def run_sql_file(con: duckdb.DuckDBPyConnection, path: Path) -> None:
-    """Run one SQL file statement by statement; an error names the file and the line in it."""
+def run_sql_file(con: duckdb.DuckDBPyConnection, path: Path, text: str | None = None) -> None:
+    """Run one SQL file (or `text` in its place) statement by statement; an error names the file and line."""
     import duckdb
 
-    text = path.read_text(encoding="utf-8")
+    text = path.read_text(encoding="utf-8") if text is None else text
     try:
         statements = con.extract_statements(text)
     except duckdb.Error as e:

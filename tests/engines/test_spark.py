@@ -1,0 +1,201 @@
+"""The Spark engine on local[2]: the default etl.toml gives the same rows as the local engine; failures, reruns
+and untranspilable SQL behave as locally. One Spark session for the module."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+import shutil
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from etl.cli import main
+from etl.samples.datasus import write_sample
+from etl.state import StateStore
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+
+def etl(cwd: Path, *args: str, monkeypatch) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with monkeypatch.context() as m:
+        m.chdir(cwd)
+        for name in ("ETL_ENGINE", "ETL_DATA_DIR", "ETL_MEMORY_LIMIT", "ETL_SQL_DIR", "ETL_THREADS"):
+            m.delenv(name, raising=False)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(list(args))
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, local_spark):
+    """The default etl.toml run once with each engine, each in its own folder."""
+    mp = pytest.MonkeyPatch()
+    out = {}
+    for engine in ("local", "spark"):
+        folder = tmp_path_factory.mktemp(engine)
+        shutil.copy(REPO / "etl.toml", folder / "etl.toml")
+        out[engine] = (folder, *etl(folder, "--engine", engine, "--json", "run", monkeypatch=mp))
+    mp.undo()
+    return out
+
+
+def relations(warehouse: Path) -> dict[str, list[tuple]]:
+    """Every table and view of a warehouse, as a sorted list of rows (floats to 12 significant digits)."""
+
+    def norm(v):
+        return float(f"{v:.12g}") if isinstance(v, float) and math.isfinite(v) else v
+
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        names = con.execute(
+            "SELECT table_schema, table_name FROM information_schema.tables ORDER BY ALL"
+        ).fetchall()
+        return {
+            f"{s}.{n}": sorted(
+                (tuple(norm(v) for v in row) for row in con.execute(f'SELECT * FROM "{s}"."{n}"').fetchall()),
+                key=repr,
+            )
+            for s, n in names
+        }
+    finally:
+        con.close()
+
+
+def test_default_etl_toml_gives_the_same_rows_on_both_engines(runs):
+    (local, lcode, _, lerr), (spark, scode, _, serr) = runs["local"], runs["spark"]
+    assert lcode == 0, lerr
+    assert scode == 0, serr
+    ours, theirs = (
+        relations(local / "data" / "warehouse.duckdb"),
+        relations(spark / "data" / "warehouse.duckdb"),
+    )
+    assert sorted(ours) == sorted(theirs)
+    # every converted table, every view and every mart of the shipped SQL
+    assert {"sih_rd.records", "nvd.cves", "nvd.metrics", "sih_rd.stg_internacoes", "nvd.cve_severity",
+            "nvd.cves_per_product", "sim_csv.obitos_por_mes"} <= set(ours)  # fmt: skip
+    for name in ours:
+        assert len(ours[name]) == len(theirs[name]), name
+        assert ours[name] == theirs[name], name
+    assert len(ours["sih_rd.records"]) > 0 and len(ours["nvd.cve_severity"]) > 0
+
+
+def test_marts_are_parquet_where_the_local_engine_writes_them(runs):
+    (local, *_), (spark, *_) = runs["local"], runs["spark"]
+    local_marts = sorted(
+        p.relative_to(local / "data") for p in (local / "data" / "marts").glob("*/*.parquet")
+    )
+    spark_marts = sorted(
+        p.relative_to(spark / "data") for p in (spark / "data" / "marts").glob("*/*.parquet")
+    )
+    assert local_marts == spark_marts and len(spark_marts) >= 5
+    for mart in spark_marts:
+        path = spark / "data" / mart
+        if mart.parent.name == "sim_csv":  # a Polars transform's: written by the driver, a file as locally
+            assert path.is_file()
+            continue
+        assert path.is_dir() and any(path.glob("part-*.parquet")), mart
+        assert not list(path.parent.glob(f"{path.name}.*.tmp")), "a temporary folder was left"
+        n = duckdb.execute(f"SELECT count(*) FROM read_parquet('{path}/*.parquet')").fetchone()[0]
+        assert (
+            n == duckdb.execute(f"SELECT count(*) FROM read_parquet('{local / 'data' / mart}')").fetchone()[0]
+        )
+
+
+def test_spark_run_reports_each_task_its_worker_and_peak_rss(runs):
+    spark, code, out, err = runs["spark"]
+    report = json.loads(out)
+    assert report["engine"]["name"] == "spark" and report["engine"]["master"] == "local[2]"
+    budget = report["engine"]["task_memory_limit_mb"]
+    assert budget == 512  # spark.driver.memory 1g over local[2]'s two task slots
+    tasks = [s for s in report["steps"] if s["step"] == "convert"]
+    local = [s for s in json.loads(runs["local"][2])["steps"] if s["step"] == "convert"]
+    assert sorted(s["file"] for s in tasks) == sorted(s["file"] for s in local) and len(tasks) >= 8
+    for s in tasks:
+        assert s["status"] == "ok" and s["worker"] and 0 < s["peak_rss_mb"] < budget, s
+        assert f"{s['file']}: {s['rows']:,} rows" in err and f"({s['worker']})" in err
+    assert "INFO spark: local[2], 2 task slots, 512 MB per task" in err
+    assert [s["status"] for s in report["steps"] if s["step"] in ("transform", "warehouse")] == ["ok", "ok"]
+
+
+def test_spark_rerun_skips_what_is_done_and_keeps_the_rows(runs, monkeypatch):
+    spark, _, first, _ = runs["spark"]
+    converted = sum(s["step"] == "convert" for s in json.loads(first)["steps"])
+    before = relations(spark / "data" / "warehouse.duckdb")
+    code, out, err = etl(spark, "--engine", "spark", "run", monkeypatch=monkeypatch)
+    assert code == 0, err
+    assert f"{converted + 1:,} skipped, 0 failed" in err  # and the warehouse, its inputs unchanged
+    assert "exceeded" not in err
+    assert "spark: local[2], no conversion tasks" in err
+    assert relations(spark / "data" / "warehouse.duckdb") == before
+
+
+def test_a_bad_file_fails_alone_and_is_retried_on_the_next_run(tmp_path, local_spark, monkeypatch):
+    raw = tmp_path / "in"
+    good = write_sample(raw, tmp_path, rows=500)[:2]
+    for extra in write_sample(raw, tmp_path, rows=500)[2:]:
+        extra.unlink()
+    (raw / "RDAC2301.dbc").write_bytes(b"this is not a dbc file" * 50)
+    (tmp_path / "etl.toml").write_text(
+        '[etl]\nengine = "spark"\n[datasets.rd]\nkind = "datasus"\npaths = ["in/*.dbc"]\n'
+    )
+    code, out, err = etl(tmp_path, "--json", "run", monkeypatch=monkeypatch)
+    assert code == 1
+    report = json.loads(out)
+    steps = {Path(s["file"]).name: s for s in report["steps"] if s["step"] == "convert"}
+    assert steps["RDAC2301.dbc"]["status"] == "failed" and "RDAC2301.dbc" in steps["RDAC2301.dbc"]["error"]
+    assert [steps[p.name]["status"] for p in good] == ["ok", "ok"]
+    assert any(line.startswith("ERROR ") and "RDAC2301.dbc" in line for line in err.splitlines())
+    state = StateStore(tmp_path / "data" / "state.sqlite")
+    try:
+        stages = {Path(r.path).name: r.stage for r in state.files("rd")}
+    finally:
+        state.close()
+    assert stages == {"RDAC2301.dbc": "failed", good[0].name: "converted", good[1].name: "converted"}
+    code, out, err = etl(tmp_path, "--json", "run", monkeypatch=monkeypatch)
+    again = {Path(s["file"]).name: s["status"] for s in json.loads(out)["steps"] if s["step"] == "convert"}
+    assert code == 1 and again == {"RDAC2301.dbc": "failed", good[0].name: "skipped", good[1].name: "skipped"}
+
+
+def test_sql_spark_cannot_run_fails_before_any_mart_is_written(tmp_path, local_spark, monkeypatch):
+    marts = tmp_path / "sql" / "tiny" / "010_marts.sql"
+    marts.parent.mkdir(parents=True)
+    view = "CREATE VIEW sem_acentos AS SELECT strip_accents(CAUSABAS) AS c FROM records;\n"
+    mart = "CREATE TABLE rows_per_file AS SELECT _source_file, count(*) AS n FROM records GROUP BY ALL;\n"
+    marts.write_text(
+        view
+        + mart
+        + "-- a mart over a view Spark cannot build, on line 4:\nCREATE TABLE bad AS SELECT * FROM sem_acentos;\n"
+    )
+    (tmp_path / "etl.toml").write_text(
+        '[etl]\nengine = "spark"\n[datasets.tiny]\nkind = "csv"\nsample = true\nsample_rows = 2000\n'
+        'delimiter = ";"\nencoding = "latin-1"\n'
+    )
+    code, out, err = etl(tmp_path, "run", monkeypatch=monkeypatch)
+    assert code == 1
+    assert (
+        f"sql/tiny/010_marts.sql, line 4: table sem_acentos is a view Spark cannot build ({marts}, line 1: "
+        "function strip_accents(): DuckDB's, Spark has none of that name" in err
+    )
+    assert not (tmp_path / "data" / "marts" / "tiny").exists()  # the good mart was not written either
+    assert not (tmp_path / "data" / "warehouse.duckdb").exists()
+
+    # Without the mart that reads it, the view is DuckDB's alone, and works there.
+    marts.write_text(view + mart)
+    code, out, err = etl(tmp_path, "run", monkeypatch=monkeypatch)
+    assert code == 0, err
+    con = duckdb.connect(str(tmp_path / "data" / "warehouse.duckdb"), read_only=True)
+    try:
+        assert con.execute("SELECT count(*) FROM tiny.sem_acentos").fetchone()[0] > 0
+        assert (
+            con.execute("SELECT sum(n) FROM tiny.rows_per_file").fetchone()[0]
+            == con.execute("SELECT count(*) FROM tiny.records").fetchone()[0]
+        )
+    finally:
+        con.close()
+    assert (tmp_path / "data" / "marts" / "tiny" / "rows_per_file.parquet").is_dir()
