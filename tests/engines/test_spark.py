@@ -199,3 +199,28 @@ def test_sql_spark_cannot_run_fails_before_any_mart_is_written(tmp_path, local_s
     finally:
         con.close()
     assert (tmp_path / "data" / "marts" / "tiny" / "rows_per_file.parquet").is_dir()
+
+
+def test_inputs_sharing_a_stem_get_distinct_outputs_on_spark_too(tmp_path, local_spark, monkeypatch):
+    """The driver names the inputs; the executors write under those names (as the local engine does)."""
+    for folder, rows in (("y2022", 3), ("y2023", 5)):
+        (tmp_path / "in" / folder).mkdir(parents=True)
+        (tmp_path / "in" / folder / "obitos.csv").write_text(
+            "a,b\n" + "".join(f"{i},{folder}\n" for i in range(rows))
+        )
+    (tmp_path / "etl.toml").write_text(
+        '[etl]\nengine = "spark"\n[datasets.d]\nkind = "csv"\npaths = ["in/*/*.csv"]\n'
+    )
+    code, out, err = etl(tmp_path, "run", monkeypatch=monkeypatch)
+    assert code == 0, err
+    parquet = tmp_path / "data" / "parquet" / "d"
+    assert sorted(str(p.relative_to(parquet)) for p in parquet.rglob("*.parquet")) == [
+        "y2022/obitos.parquet",
+        "y2023/obitos.parquet",
+    ]
+    con = duckdb.connect(str(tmp_path / "data" / "warehouse.duckdb"), read_only=True)
+    try:
+        rows = con.execute("SELECT _source_file, count(*) FROM d.records GROUP BY ALL ORDER BY ALL").fetchall()
+    finally:
+        con.close()
+    assert rows == [("y2022/obitos.csv", 3), ("y2023/obitos.csv", 5)]
