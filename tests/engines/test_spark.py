@@ -220,7 +220,9 @@ def test_inputs_sharing_a_stem_get_distinct_outputs_on_spark_too(tmp_path, local
     ]
     con = duckdb.connect(str(tmp_path / "data" / "warehouse.duckdb"), read_only=True)
     try:
-        rows = con.execute("SELECT _source_file, count(*) FROM d.records GROUP BY ALL ORDER BY ALL").fetchall()
+        rows = con.execute(
+            "SELECT _source_file, count(*) FROM d.records GROUP BY ALL ORDER BY ALL"
+        ).fetchall()
     finally:
         con.close()
     assert rows == [("y2022/obitos.csv", 3), ("y2023/obitos.csv", 5)]
