@@ -127,7 +127,7 @@ def test_dictionary_columns_are_written_as_their_codes_and_read_back_as_values(t
     assert "RLE_DICTIONARY" in chunk.encodings and not chunk.is_stats_set  # three values: no min/max
 
 
-def test_row_groups_encoded_apart_make_one_file_every_reader_reads(tmp_path):
+def test_row_groups_written_while_the_next_fill_make_one_file_every_reader_reads(tmp_path):
     import duckdb
     import polars as pl
 
@@ -143,12 +143,12 @@ def test_row_groups_encoded_apart_make_one_file_every_reader_reads(tmp_path):
         )
 
     with ParquetSink(tmp_path / "p.parquet", row_group_bytes=20_000) as sink:
-        for i in range(25):  # row groups encoded two at a time, then appended in order
+        for i in range(25):  # each row group written on the sink's thread while the next fills
             sink.write(batch(i))
     f = pq.ParquetFile(tmp_path / "p.parquet")
     assert f.metadata.num_rows == 25_000 and f.metadata.num_row_groups > 5
     starts = [f.metadata.row_group(g).column(0).data_page_offset for g in range(f.metadata.num_row_groups)]
-    assert starts == sorted(starts) and starts[0] > 0  # each row group's pages where its metadata says
+    assert starts == sorted(starts) and starts[0] > 0  # row groups in order
     table = f.read()
     assert table.column("id").to_pylist() == list(range(25_000))
     assert table.slice(24_999).to_pylist() == [
