@@ -7,6 +7,7 @@ seconds under a tight budget should not pay for that, so the readers build their
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 
 import numpy as np
@@ -25,6 +26,18 @@ def text_array(values: Sequence[bytes]) -> pa.StringArray:
     return strings
 
 
+def optional_text_array(values: Sequence[str | None]) -> pa.StringArray:
+    """Python strings as one string array, null where None."""
+    strings = text_array([b"" if v is None else v.encode() for v in values])
+    if all(v is not None for v in values):
+        return strings
+    valid = np.fromiter((v is not None for v in values), dtype=bool, count=len(values))
+    buffers = strings.buffers()
+    return pa.StringArray.from_buffers(
+        len(values), buffers[1], buffers[2], pa.py_buffer(np.packbits(valid, bitorder="little"))
+    )
+
+
 def text_scalar(value: str) -> pa.StringScalar:
     return text_array([value.encode()])[0]
 
@@ -36,7 +49,18 @@ def int64_array(values: np.ndarray, valid: np.ndarray | None = None) -> pa.Array
     return pa.Array.from_buffers(pa.int64(), len(values), [validity, data])
 
 
+def int_scalar(value: int, typ: pa.DataType) -> pa.Scalar:
+    """An integer scalar (`pa.scalar` and Python literals in compute calls import pandas)."""
+    data = pa.py_buffer(np.array([value], dtype=typ.to_pandas_dtype()))
+    return pa.Array.from_buffers(typ, 1, [None, data])[0]
+
+
 def bool_array(values: np.ndarray, valid: np.ndarray) -> pa.Array:
     """A numpy bool array as Arrow booleans, null where not valid."""
     bits = [pa.py_buffer(np.packbits(b, bitorder="little")) for b in (valid, values)]
     return pa.Array.from_buffers(pa.bool_(), len(values), bits)
+
+
+def date_scalar(day: dt.date) -> pa.Date32Scalar:
+    days = np.array([(day - dt.date(1970, 1, 1)).days], dtype=np.int32)
+    return pa.Array.from_buffers(pa.date32(), 1, [None, pa.py_buffer(days)])[0]

@@ -65,7 +65,8 @@ def _reference(table: str, columns: tuple[str, ...]) -> list[tuple]:
 
     from etl.reference import data_file
 
-    t = pq.read_table(data_file(table), columns=list(columns))
+    # ParquetFile rather than read_table, which imports pyarrow.dataset and with it pandas (0.7 s and more).
+    t = pq.ParquetFile(data_file(table)).read(columns=list(columns))
     return list(zip(*(t.column(c).to_pylist() for c in columns), strict=True))
 
 
@@ -138,6 +139,14 @@ def race(rng: random.Random, state: str, sih: bool = False, unknown_share: float
 
 def _age(rng: random.Random, lo: float, hi: float, mode: float) -> float:
     return rng.triangular(lo, hi, mode)
+
+
+def _ymd(day: dt.date) -> str:
+    return f"{day.year:04d}{day.month:02d}{day.day:02d}"  # as strftime("%Y%m%d"), six times faster
+
+
+def _dmy(day: dt.date) -> str:
+    return f"{day.day:02d}{day.month:02d}{day.year:04d}"
 
 
 def _date_in(rng: random.Random, year: int, month: int) -> dt.date:
@@ -233,7 +242,7 @@ def _record(rng: random.Random, state: str, year: int, month: int, i: int) -> tu
         "1" if rng.random() < 0.97 else "5",
         f"{rng.randint(1_000_000, 99_999_999):08d}",
         munic_res,
-        born.strftime("%Y%m%d"),
+        _ymd(born),
         "0" if rng.random() < 0.001 else ("1" if male else "3"),
         uti,
         "00" if not uti else rng.choice(("74", "75", "76", "81")),
@@ -247,9 +256,9 @@ def _record(rng: random.Random, state: str, year: int, month: int, i: int) -> tu
         total,
         float(uti * 480),
         round(total / 10, 2),
-        admitted.strftime("%Y%m%d"),
+        _ymd(admitted),
         # Real files hold dates that do not parse now and then.
-        "15/05/20" if i % 9973 == 9972 else left.strftime("%Y%m%d"),
+        "15/05/20" if i % 9973 == 9972 else _ymd(left),
         cid,
         SIH_SECONDARY(rng),
         SIH_DEATH_EXIT(rng) if died else SIH_EXIT(rng),
@@ -329,7 +338,7 @@ def _sia_record(rng: random.Random, state: str, year: int, month: int, i: int) -
         "",
         "",
         f"{year}{month:02d}",
-        cmp.strftime("%Y%m"),
+        _ymd(cmp)[:6],
         proc,
         tpfin,
         "0000",
@@ -451,7 +460,7 @@ def _sim_record(rng: random.Random, state: str, year: int, month: int | None, i:
     adult = years >= 15
     r = rng.random()
     idade = "999" if r < 0.003 else sim_age(years)
-    dtobito = died.strftime("%d%m%Y") if i % 997 != 996 else f"3102{year}"  # an impossible date now and then
+    dtobito = _dmy(died) if i % 997 != 996 else f"3102{year}"  # an impossible date now and then
     return (
         "1",
         "2",
@@ -459,7 +468,7 @@ def _sim_record(rng: random.Random, state: str, year: int, month: int | None, i:
         f"{rng.randrange(24):02d}{rng.randrange(60):02d}" if rng.random() < 0.93 else "",
         f"8{STATE_CODE[state]}",
         munic,
-        "" if idade == "999" else born.strftime("%d%m%Y"),
+        "" if idade == "999" else _dmy(born),
         idade,
         "0" if r > 0.999 else ("1" if rng.random() < men else "2"),
         race(rng, state, unknown_share=5),
@@ -494,15 +503,15 @@ def _sim_record(rng: random.Random, state: str, year: int, month: int | None, i:
         f"*{rng.choice(('I10', 'E119', 'E669', 'F179'))}" if rng.random() < 0.3 else "",
         cid,
         cid,
-        died.strftime("%d%m%Y"),
+        _dmy(died),
         circ if external else "",
         ("2" if rng.random() < 0.8 else "1") if external else "",
         rng.choice("1234") if external else "",
         "N" if not infant else rng.choice("NS"),
         "",
-        (died + dt.timedelta(days=rng.randint(1, 30))).strftime("%d%m%Y"),
+        _dmy(died + dt.timedelta(days=rng.randint(1, 30))),
         rng.choice("11111235") if not external else "3",
-        (died + dt.timedelta(days=rng.randint(20, 90))).strftime("%d%m%Y"),
+        _dmy(died + dt.timedelta(days=rng.randint(20, 90))),
     )
 
 
@@ -558,7 +567,7 @@ def _sinasc_record(rng: random.Random, state: str, year: int, month: int | None,
         "2" if twins else "1",
         "2" if cesarean else "1",
         "9" if r < 0.005 else ("1" if visits == 0 else "2" if visits < 4 else "3" if visits < 7 else "4"),
-        born.strftime("%d%m%Y"),
+        _dmy(born),
         f"{rng.randrange(24):02d}{rng.randrange(60):02d}",
         "0" if r > 0.9995 else ("1" if rng.random() < 0.512 else "2"),
         f"{apgar1:02d}",
@@ -566,13 +575,13 @@ def _sinasc_record(rng: random.Random, state: str, year: int, month: int | None,
         race(rng, state, unknown_share=3),
         f"{weight:04d}" if r < 0.998 else "9999",
         "1" if anomaly else ("2" if rng.random() < 0.99 else "9"),
-        (born + dt.timedelta(days=rng.randint(1, 20))).strftime("%d%m%Y"),
+        _dmy(born + dt.timedelta(days=rng.randint(1, 20))),
         rng.choice(("Q699", "Q660", "Q539", "Q038", "Q909")) if anomaly else "",
-        (born + dt.timedelta(days=rng.randint(20, 60))).strftime("%d%m%Y"),
+        _dmy(born + dt.timedelta(days=rng.randint(20, 60))),
         f"8{STATE_CODE[state]}",
         "",
         rng.choice("12334455"),
-        (born - dt.timedelta(days=int(mother * 365.25) + rng.randrange(365))).strftime("%d%m%Y"),
+        _dmy(born - dt.timedelta(days=int(mother * 365.25) + rng.randrange(365))),
         race(rng, state, unknown_share=3),
         f"{previous + rng.choice((0, 0, 1)):02d}",
         f"{previous // 2:02d}",
@@ -655,7 +664,7 @@ def _sinan_record(rng: random.Random, state: str, year: int, month: int | None, 
     )
     hospital = rng.random() < (0.6 if cls in ("11", "12") else 0.03)
     sample = notified + dt.timedelta(days=rng.randint(1, 10))
-    typed = notified.strftime("%Y%m%d") if i % 1999 != 1998 else f"{year}0230"  # an invalid date now and then
+    typed = _ymd(notified) if i % 1999 != 1998 else f"{year}0230"  # an invalid date now and then
     return (
         "2",
         "A90",

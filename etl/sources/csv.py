@@ -91,7 +91,7 @@ def acquire(dataset: Dataset, raw_dir: Path, ctx: Context) -> list[Path]:
             logger.info("%s: generating the sample CSV (%s rows, once)", dataset.name, f"{rows:,}")
             write_sample(folder / name, rows=rows)
 
-        samples.ensure(raw_dir, {"csv": rows}, generate, ctx.settings.tmp_dir)
+        samples.ensure(raw_dir, {"csv": rows, "generator": 2}, generate, ctx.settings.tmp_dir)
     default = [] if opts.urls else [str(raw_dir / "*.csv"), str(raw_dir / "*.csv.gz")]
     files = local_files(opts.paths or default, ctx)
     if opts.urls:

@@ -22,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pcsv
 
+from etl.arrays import optional_text_array
 from etl.config import Dataset
 from etl.errors import ConversionError
 from etl.sinks.parquet import LINEAGE_FIELDS, ParquetSink, lineage_columns
@@ -88,7 +89,7 @@ def _open(path: Path) -> Iterator[tuple[IO[bytes], str]]:
 
 
 def _batch(rows: list[tuple], source_file: str, first_row: int) -> pa.RecordBatch:
-    columns = [pa.array([r[i] for r in rows], pa.string()) for i in range(6)]
+    columns = [optional_text_array([r[i] for r in rows]) for i in range(6)]
     lineage = lineage_columns(source_file, np.arange(first_row, first_row + len(rows)))
     return pa.RecordBatch.from_arrays([*columns, *lineage], schema=SCHEMA)
 

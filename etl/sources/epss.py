@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
+from etl.arrays import NULL_TEXT, date_scalar, text_scalar
 from etl.config import Dataset
 from etl.errors import ConfigError, ConversionError, FetchError, FetchFailures
 from etl.memory import working_bytes
@@ -141,7 +142,7 @@ def _number(text: pa.Array) -> tuple[pa.Array, int]:
         pass
     text = pc.utf8_trim_whitespace(text)
     ok = pc.match_substring_regex(text, NUMBER)
-    values = pc.if_else(ok, text, pa.scalar(None, pa.string())).cast(pa.float64())
+    values = pc.if_else(ok, text, NULL_TEXT).cast(pa.float64())
     bad = pc.sum(pc.and_(pc.invert(ok), pc.invert(pc.is_null(text)))).as_py() or 0
     return values, bad
 
@@ -182,8 +183,8 @@ def read_batches(
     counts = nulled if nulled is not None else {}
     # A line's number in the file: the comment and the header come first; rejected rows are skipped between.
     row = 1
-    day_scalar = pa.scalar(day, pa.date32())
-    model_scalar = pa.scalar(model, pa.string())
+    day_scalar = date_scalar(day)
+    model_scalar = NULL_TEXT if model is None else text_scalar(model)
     try:
         for batch in reader:
             n = batch.num_rows

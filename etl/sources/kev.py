@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
-from etl.arrays import text_array
+from etl.arrays import text_array, text_scalar
 from etl.config import Dataset
 from etl.errors import ConversionError
 from etl.memory import batch_rows
@@ -146,7 +146,7 @@ def read_batches(
             for i in pc.indices_nonzero(pc.invert(valid)).to_pylist():
                 rejects.append((start + i + 1, "an entry without cveID", bytes(chunk[i]).decode()))
         columns = [
-            pa.repeat(pa.scalar(catalog.catalogVersion), n),
+            pa.repeat(text_scalar(catalog.catalogVersion), n),
             pa.repeat(released, n),
             parsed["cveID"],
             parsed["vendorProject"],

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
-from etl.arrays import int64_array
+from etl.arrays import int64_array, int_scalar
 from etl.config import Dataset
 from etl.errors import ConversionError, FetchFailures
 from etl.sinks.parquet import ParquetSink, lineage_columns, row_group_bytes
@@ -35,6 +35,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://services.nvd.nist.gov/rest/json/cvehistory/2.0"
 TABLE = "cve_changes"
+ZERO = int_scalar(0, pa.int32())  # list lengths are int32
 _TEXT = pa.string()
 _CHANGE = pa.schema(
     [
@@ -145,7 +146,7 @@ def read_page(page: Path, source_file: str | None = None) -> pa.RecordBatch | No
     change = {name: parsed.column(name).chunk(0) for name in parsed.column_names}
     # A change without details keeps one row: an empty list becomes a list of one null detail.
     details = pc.if_else(
-        pc.greater(pc.fill_null(pc.list_value_length(change["details"]), 0), 0),
+        pc.greater(pc.fill_null(pc.list_value_length(change["details"]), ZERO), ZERO),
         change["details"],
         pa.ListArray.from_arrays(
             pa.Array.from_buffers(pa.int32(), n + 1, [None, pa.py_buffer(np.arange(n + 1, dtype=np.int32))]),
@@ -163,7 +164,7 @@ def read_page(page: Path, source_file: str | None = None) -> pa.RecordBatch | No
         "cve_change_id": change["cveChangeId"].take(take),
         "source_identifier": change["sourceIdentifier"].take(take),
         "created": change["created"].take(take),
-        "detail_index": pc.if_else(has, int64_array(position), pa.scalar(None, pa.int64())),
+        "detail_index": pc.if_else(has, int64_array(position), pa.nulls(1, pa.int64())[0]),
         "action": detail["action"],
         "type": detail["type"],
         "old_value": detail["oldValue"],
