@@ -171,6 +171,7 @@ def coded_records(n):
 @pytest.mark.parametrize("limit", [dbf.DICTIONARY_LIMIT, 3])
 def test_coded_batches_hold_the_same_values(etl, tmp_path, monkeypatch, limit):
     monkeypatch.setattr(dbf, "DICTIONARY_LIMIT", limit)  # 3: UF has more values, and goes on hashed by Arrow
+    monkeypatch.setattr(dbf, "BATCH_ROWS", 4096)  # several batches
     write_dbf(tmp_path / "c.dbf", CODED_FIELDS, coded_records(20_000), deleted={5, 19_999})
     plain_stats, coded_stats = DbfStats(), DbfStats()
     plain = list(read_batches(tmp_path / "c.dbf", memory_limit=1, lineage="c.dbf", stats=plain_stats))
