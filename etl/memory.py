@@ -83,16 +83,24 @@ class RssMonitor:
     step runs; `peak` holds the maximum of their sum."""
 
     interval: float = 0.02
+    # Listing the children reads every process's /proc entry (3.2 ms here, against 0.04 ms for one RSS): done
+    # every 0.02 s it took 16% of a core, so the list is renewed every CHILD_SCANS samples (0.2 s).
+    CHILD_SCANS = 10
     peak: int = 0
 
     def __post_init__(self) -> None:
         self._proc = psutil.Process()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._children: list[psutil.Process] = []
+        self._samples = 0
 
     def sample(self) -> int:
         rss = self._proc.memory_info().rss
-        for child in self._proc.children(recursive=True):
+        if self._samples % self.CHILD_SCANS == 0:
+            self._children = self._proc.children(recursive=True)
+        self._samples += 1
+        for child in self._children:
             with contextlib.suppress(psutil.Error):  # it may exit between listing and reading
                 rss += child.memory_info().rss
         self.peak = max(self.peak, rss)
@@ -103,7 +111,7 @@ class RssMonitor:
             self.sample()
 
     def __enter__(self) -> RssMonitor:
-        self.peak = 0
+        self.peak, self._samples = 0, 0
         self.sample()
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="rss-monitor", daemon=True)
@@ -114,6 +122,7 @@ class RssMonitor:
         self._stop.set()
         if self._thread:
             self._thread.join()
+        self._samples = 0  # the last sample lists the children anew
         self.sample()
 
     @property

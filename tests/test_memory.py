@@ -1,6 +1,9 @@
 """Memory is a contract: a CSV many times larger than a small budget converts within it (child process)."""
 
 import json
+import subprocess
+import sys
+import time
 
 import duckdb
 import pytest
@@ -22,6 +25,20 @@ def test_rss_monitor_sees_an_allocation():
         rss.sample()
         del block
     assert rss.peak_mb >= 80
+
+
+def test_rss_monitor_counts_a_child_started_while_it_runs():
+    with RssMonitor() as rss:
+        own = rss.sample()
+        child = subprocess.Popen(
+            [sys.executable, "-c", "import time; b = bytearray(100 * 2**20); b[::4096] = b'x' * len(b[::4096]); "
+             "print(flush=True); time.sleep(1)"],
+            stdout=subprocess.PIPE,
+        )  # fmt: skip
+        child.stdout.readline()  # the child holds its 100 MB now
+        time.sleep(0.5)  # more than the monitor's period for finding new children
+        child.wait()
+    assert rss.peak_mb >= (own / MB) + 100
 
 
 @pytest.mark.slow
