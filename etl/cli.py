@@ -101,7 +101,11 @@ def build_parser(kind_only: str | None = None) -> argparse.ArgumentParser:
         "(default 1GB; ETL_MEMORY_LIMIT)",
     )
     p.add_argument("--data-dir", help="where raw, parquet, warehouse and state live (default data/)")
-    p.add_argument("--threads", type=_threads, help="threads for DuckDB and Polars (at least 1)")
+    p.add_argument(
+        "--threads",
+        type=_threads,
+        help="threads for DuckDB and Polars, and files converted at once (at least 1)",
+    )
     p.add_argument("--engine", choices=("local", "spark"), help="where work runs (default local; ETL_ENGINE)")
     p.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars, warnings and errors only")

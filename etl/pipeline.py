@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from etl.config import Config, Dataset
 from etl.engines import get_engine
-from etl.engines.tasks import Outcome, Task
+from etl.engines.tasks import Outcome, Task, this_process
 from etl.errors import EtlError, FetchFailures
 from etl.extras import require
 from etl.files import checksum, remove_partials
@@ -294,7 +294,9 @@ class Pipeline:
         """Record one conversion in the state store (the driver alone writes it); `before`: the file's earlier
         record, `revised`: the raw file changed since (its row counts before and now are reported)."""
         ds, key, result = outcome.task.dataset, outcome.task.key, outcome.result
-        worker = outcome.worker if self.engine.name != "local" else None  # a Spark executor's process
+        worker = (
+            outcome.worker if outcome.worker != this_process() else None
+        )  # a Spark executor's, a worker process
         step = Step("convert", dataset=ds.name, file=key, seconds=outcome.seconds, worker=worker)
         step.peak_rss_mb = outcome.peak_rss_mb
         if result is not None and result.rows_in != result.rows_out + result.rows_rejected:

@@ -1,34 +1,97 @@
-"""The local engine: today's behaviour, in this process."""
+"""The local engine: conversions on this machine, in this process or on worker processes; DuckDB transforms."""
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+import multiprocessing
 from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 
 from etl.config import Settings
-from etl.engines.tasks import Outcome, Task, run_task
+from etl.engines.tasks import Outcome, Task, run_shipped, run_task
+from etl.memory import MB, MIN_MEMORY_LIMIT
 from etl.sources import Context
 
 
+def workers(settings: Settings, tasks: int) -> int:
+    """Conversions at once: one per thread etl may use, while the budget holds a share of at least
+    MIN_MEMORY_LIMIT for each and one for this process (at 1 GB: 2; at 512 MB: 1, in this process)."""
+    return max(1, min(settings.threads, tasks, settings.memory_limit // MIN_MEMORY_LIMIT - 1))
+
+
 class LocalEngine:
-    """Today's behaviour: conversions one after the other in this process; DuckDB runs every transform."""
+    """Several files convert on worker processes at once, each within its share of the budget (and one DuckDB
+    thread); one file, or a budget too small to share, converts in this process with all of it."""
 
     name = "local"
 
     def __init__(self, settings: Settings):
         self.settings = settings
+        self._pool: ProcessPoolExecutor | None = None
+        self._pool_size = 0
+        self._shared: tuple[int, int] | None = None  # the most workers a conversion had, and their share
 
     def driver_budget(self) -> int:
         return self.settings.memory_limit
 
     def convert(self, tasks: list[Task], ctx: Context) -> Iterator[Outcome]:
-        for task in tasks:
-            yield run_task(task, ctx)
+        n = workers(ctx.settings, len(tasks))
+        if n == 1:
+            for task in tasks:
+                yield run_task(task, ctx)
+            return
+        share = dataclasses.replace(
+            ctx.settings, memory_limit=ctx.settings.memory_limit // (n + 1), threads=1
+        )
+        self._shared = max(self._shared or (0, 0), (n, share.memory_limit))
+        pool = self._workers(n)
+        pending: dict[Future, Task] = {
+            pool.submit(run_shipped, t, share, ctx.base_dir, ctx.stems): t for t in tasks
+        }
+        try:
+            for future in as_completed(pending):
+                task = pending.pop(future)
+                try:
+                    outcome = future.result()
+                except BrokenProcessPool as e:
+                    # A worker died (killed for memory, …): the files it and the others held fail, not the run;
+                    # the next conversion starts new workers.
+                    self._pool = None
+                    error = f"the worker process died: {e}"
+                    outcome = Outcome(task, error=error, memory_limit=share.memory_limit)
+                for record in outcome.logs:
+                    logging.getLogger(record.name).handle(record)
+                yield outcome
+        finally:
+            for future in pending:  # interrupted (Ctrl-C, an error recording an outcome): start nothing more
+                future.cancel()
+
+    def _workers(self, n: int) -> ProcessPoolExecutor:
+        """The worker processes, started once per run (spawned: this process has threads running) and kept for
+        the next dataset; the root logger's level travels, so workers log what this process would."""
+        if self._pool is None or self._pool_size < n:
+            self.close()
+            self._pool = ProcessPoolExecutor(
+                n,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=logging.getLogger().setLevel,
+                initargs=(logging.getLogger().level,),
+            )
+            self._pool_size = n
+        return self._pool
 
     def transform(self, views, transforms) -> dict:
         return {}
 
     def describe(self) -> dict:
-        return {"name": self.name}
+        if self._shared is None:
+            return {"name": self.name}
+        n, share = self._shared
+        return {"name": self.name, "workers": n, "task_memory_limit_mb": share // MB}
 
     def close(self) -> None:
-        pass
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None

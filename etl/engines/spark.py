@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from etl.config import Config, Settings, build_options
-from etl.engines.tasks import Outcome, Task, run_task
+from etl.engines.tasks import Outcome, Task, run_shipped
 from etl.errors import ConfigError, EtlError, LoadError
 from etl.files import owner_alive, replace_folder, tmp_path
 from etl.memory import MB
@@ -395,7 +395,7 @@ def _convert_on_executor(task: Task, settings: Settings, base_dir: Path, stems: 
             error=f"this executor ({socket.gethostname()}) cannot see the data directory {settings.data_dir}",
             memory_limit=settings.memory_limit,
         )
-    return run_task(task, Context(settings=settings, base_dir=base_dir, stems=stems))
+    return run_shipped(task, settings, base_dir, stems)
 
 
 def _sees(probe: str, token: str, _: int) -> tuple[str, bool]:

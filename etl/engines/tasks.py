@@ -17,9 +17,14 @@ from etl.memory import RssMonitor
 from etl.sources import Context, ConvertResult
 
 if TYPE_CHECKING:
-    from etl.config import Dataset
+    from etl.config import Dataset, Settings
 
 logger = logging.getLogger(__name__)
+
+
+def this_process() -> str:
+    """host:pid, how an outcome names the process that converted its file."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 @dataclass
@@ -45,7 +50,10 @@ class Outcome:
     size: int | None = None
     mtime_ns: int | None = None
     checksum: str | None = None
-    worker: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    worker: str = field(default_factory=this_process)
+    logs: list[logging.LogRecord] = field(
+        default_factory=list
+    )  # what a worker process logged, for the driver
 
 
 def run_task(task: Task, ctx: Context) -> Outcome:
@@ -67,4 +75,22 @@ def run_task(task: Task, ctx: Context) -> Outcome:
             outcome.error = f"{type(e).__name__}: {e}"
     outcome.seconds = round(time.perf_counter() - start, 3)
     outcome.peak_rss_mb = rss.peak_mb
+    return outcome
+
+
+def run_shipped(task: Task, settings: Settings, base_dir: Path, stems: dict[Path, str]) -> Outcome:
+    """run_task in another process (a local worker, a Spark executor): its context rebuilt from what travelled,
+    and what it logs kept in the outcome (messages formatted here), which the driver logs as it records it."""
+    records: list[logging.LogRecord] = []
+    keep = logging.Handler()
+    keep.emit = records.append  # type: ignore[method-assign]
+    root = logging.getLogger()
+    root.addHandler(keep)
+    try:
+        outcome = run_task(task, Context(settings=settings, base_dir=base_dir, stems=stems))
+    finally:
+        root.removeHandler(keep)
+    for r in records:
+        r.msg, r.args, r.exc_info, r.exc_text = r.getMessage(), None, None, None
+    outcome.logs = records
     return outcome
