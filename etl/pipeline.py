@@ -223,6 +223,8 @@ class Pipeline:
                 tasks.append(Task(ds, path, out_dir, key))
         with self.ctx.bar(len(tasks), "file", ds.name) as bar:
             for outcome in self.engine.convert(tasks, self.ctx):
+                for record in outcome.logs:  # what a worker process logged while converting the file
+                    logging.getLogger(record.name).handle(record)
                 key = outcome.task.key
                 self.record_outcome(outcome, before[key], revised[key], summary)
                 bar.update(1)

@@ -61,8 +61,6 @@ class LocalEngine:
                     self._pool = None
                     error = f"the worker process died: {e}"
                     outcome = Outcome(task, error=error, memory_limit=share.memory_limit)
-                for record in outcome.logs:
-                    logging.getLogger(record.name).handle(record)
                 yield outcome
         finally:
             for future in pending:  # interrupted (Ctrl-C, an error recording an outcome): start nothing more
