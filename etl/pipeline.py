@@ -105,6 +105,7 @@ class Pipeline:
         with self._recorded(summary):
             for ds in self.datasets(only):
                 self.convert_dataset(ds, summary)
+            self.engine.end_conversions()  # local workers exit: the warehouse build has the memory
             self.build_warehouse(summary, when_changed=True)
             if "postgres" in self.config.sections.get("publish", {}):
                 self.publish_postgres(summary)

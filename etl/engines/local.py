@@ -89,6 +89,9 @@ class LocalEngine:
         n, share = self._shared
         return {"name": self.name, "workers": n, "task_memory_limit_mb": share // MB}
 
+    def end_conversions(self) -> None:
+        self.close()
+
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)

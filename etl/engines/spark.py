@@ -166,6 +166,9 @@ class SparkEngine:
             "task_memory_limit_mb": round(self.task_memory / MB, 1),
         }
 
+    def end_conversions(self) -> None:
+        """Nothing to release: the session runs the transforms next."""
+
     def close(self) -> None:
         if self._spark is not None and self._owned:
             self._spark.stop()
