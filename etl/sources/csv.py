@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -26,7 +27,7 @@ from etl.errors import ConfigError, SourceError
 from etl.files import atomic_path, tmp_path
 from etl.memory import MB, batch_rows, duckdb_memory_limit
 from etl.sinks.duckdb import connect, quote_ident, quote_literal
-from etl.sinks.parquet import ParquetSink, row_group_bytes, with_lineage
+from etl.sinks.parquet import LINEAGE_FIELDS, ParquetSink, lineage_columns, row_group_bytes
 from etl.sources import Context, ConvertResult, local_files
 
 logger = logging.getLogger(__name__)
@@ -399,12 +400,7 @@ def arrow_plan(path: Path, options: Options, settings: Settings) -> ArrowPlan | 
     delimiter = options.delimiter or delimiter
     arrow = {c: ARROW_TYPES.get(t.upper()) for c, t in types.items()}
     dates = "DATE" in (t.upper() for t in types.values())
-    if (
-        None in arrow.values()
-        or len(arrow) < 2
-        or skipped
-        or (dates and date_format not in (None, "%Y-%m-%d"))
-    ):
+    if None in arrow.values() or len(arrow) < 2 or skipped or (dates and date_format not in (None, ISO_DATE)):
         return None
     return ArrowPlan(arrow, delimiter)
 
@@ -481,9 +477,19 @@ def _write(
         ParquetSink(out, row_group_bytes=row_group_bytes(budget - duckdb_memory_limit(budget))) as sink,
     ):
         for batch in batches:
-            sink.write(with_lineage(batch, source_file, sink.rows + 1))
+            sink.write(_with_lineage(batch, source_file, sink.rows + 1))
             bar.update(min(batch.num_rows * per_row, size - bar.n) if per_row else batch.num_rows)
     return sink
+
+
+def _with_lineage(batch: pa.RecordBatch, source_file: str, first_row: int) -> pa.RecordBatch:
+    """The batch with `_source_file` and `_source_row` (1-based, in the file's order); `_source_file` as a
+    one-value dictionary, which the sink writes without hashing the name on every row."""
+    rows = np.arange(first_row, first_row + batch.num_rows, dtype=np.int64)
+    lineage = lineage_columns(source_file, rows, coded=True)
+    fields = [f.with_type(a.type) for f, a in zip(LINEAGE_FIELDS, lineage, strict=True)]
+    schema = pa.schema([*batch.schema, *fields], metadata=batch.schema.metadata)
+    return pa.RecordBatch.from_arrays([*batch.columns, *lineage], schema=schema)
 
 
 # A short row gets one error per missing column: keep the first, with the raw line as it was read.
