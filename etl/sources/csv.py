@@ -1,6 +1,6 @@
 """Large CSV files: DuckDB infers the types; Arrow's CSV reader converts a clean UTF-8 file, DuckDB's any other.
 
-Arrow parses a clean file in a third of the CPU of DuckDB's reader (benchmarks/bench_csv.py) but keeps no rejects:
+Arrow's reader takes less CPU than DuckDB's (benchmarks/bench_csv.py: 1 GB CSV, 15.4 s -> 12 s) but keeps no rejects:
 it fails on the first row that does not parse or has a field too many or too few. Its pass therefore either writes
 the file whole or is thrown away, and DuckDB's reader converts the file again, keeping rows that do not parse or do
 not fit their column's type in `_rejects/` with line, reason and raw text. Both write the same rows, types and
@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -27,7 +26,7 @@ from etl.errors import ConfigError, SourceError
 from etl.files import atomic_path, tmp_path
 from etl.memory import MB, batch_rows, duckdb_memory_limit
 from etl.sinks.duckdb import connect, quote_ident, quote_literal
-from etl.sinks.parquet import LINEAGE_FIELDS, ParquetSink, lineage_columns, row_group_bytes
+from etl.sinks.parquet import ParquetSink, row_group_bytes, with_lineage
 from etl.sources import Context, ConvertResult, local_files
 
 logger = logging.getLogger(__name__)
@@ -64,8 +63,9 @@ ARROW_TYPES = {
     **dict.fromkeys(("BOOLEAN", "BOOL"), pa.bool_()),
     "DATE": pa.date32(),
 }
-# Arrow reads 1 MB blocks: the least CPU measured (2.6 s for a 640 MB file, 3.8 s at 4 MB, 5.4 s at 16 MB). A row
-# longer than a block fails Arrow's pass, and DuckDB's reader takes the file.
+# Arrow reads 1 MB blocks: 4 MB ones took the same CPU and wall converting a 640 MB file (whole-process, median of
+# 4: 12.4 s CPU either way) and 112 MB more memory. A row longer than a block fails Arrow's pass, and DuckDB's reader
+# takes the file.
 ARROW_BLOCK = MB
 ISO_DATE = "%Y-%m-%d"
 
@@ -477,19 +477,9 @@ def _write(
         ParquetSink(out, row_group_bytes=row_group_bytes(budget - duckdb_memory_limit(budget))) as sink,
     ):
         for batch in batches:
-            sink.write(_with_lineage(batch, source_file, sink.rows + 1))
+            sink.write(with_lineage(batch, source_file, sink.rows + 1))
             bar.update(min(batch.num_rows * per_row, size - bar.n) if per_row else batch.num_rows)
     return sink
-
-
-def _with_lineage(batch: pa.RecordBatch, source_file: str, first_row: int) -> pa.RecordBatch:
-    """The batch with `_source_file` and `_source_row` (1-based, in the file's order); `_source_file` as a
-    one-value dictionary, which the sink writes without hashing the name on every row."""
-    rows = np.arange(first_row, first_row + batch.num_rows, dtype=np.int64)
-    lineage = lineage_columns(source_file, rows, coded=True)
-    fields = [f.with_type(a.type) for f, a in zip(LINEAGE_FIELDS, lineage, strict=True)]
-    schema = pa.schema([*batch.schema, *fields], metadata=batch.schema.metadata)
-    return pa.RecordBatch.from_arrays([*batch.columns, *lineage], schema=schema)
 
 
 # A short row gets one error per missing column: keep the first, with the raw line as it was read.
