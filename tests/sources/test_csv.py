@@ -1,6 +1,7 @@
 import gzip
 
 import duckdb
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -130,3 +131,49 @@ def test_wrong_cp1252_byte_names_the_position(etl, tmp_path):
     (tmp_path / "bad.csv").write_bytes(b"a\n" + b"x\n" * 10 + b"\x81\n")  # 0x81 is undefined in cp1252
     r = etl("convert", "csv", tmp_path / "bad.csv", "--out", "out", "--encoding", "cp1252")
     assert r.code == 1 and "bad.csv, byte 22: not valid cp1252" in r.err
+
+
+def test_arrow_and_duckdb_readers_give_the_same_rows_and_types(etl, tmp_path):
+    """A clean file is written by Arrow's reader; DuckDB's reader, which takes any other, reads it the same."""
+    from etl.config import Settings
+    from etl.sources.csv import Options, read_batches
+
+    lines = ["\ufeffid;code;day;ok;price;note;empty"]
+    lines += [
+        f"{i};{i % 1000:04d};2024-01-{i % 28 + 1:02d};{'true' if i % 3 else 'false'};{i / 8};"
+        f'"{"a;b" if i % 5 == 0 else " x "}{i}";{"" if i % 2 else chr(34) * 2}'
+        for i in range(1, 3001)
+    ]
+    lines[7] = '7;0007;2024-01-08;true;1e3;"two\r\nlines ""quoted""";'
+    lines[9] = "9;NA;2024-01-10;false;-1.5e-3;null;"  # text, not NULL, for both
+    write(tmp_path / "c.csv", "\r\n".join(lines) + "\r\n")
+    r = etl("convert", "csv", tmp_path / "c.csv", "--out", "out")
+    assert r.code == 0, r.err
+    assert "read again" not in r.err  # Arrow's reader took it whole
+    written = pq.read_table(tmp_path / "out/c.parquet")
+    assert written.column("_source_row").to_pylist() == list(range(1, 3001))
+    settings = Settings(data_dir=tmp_path / "data")
+    duck = pa.Table.from_batches(list(read_batches(tmp_path / "c.csv", Options(), settings)))
+    assert written.drop_columns(["_source_file", "_source_row"]).schema == duck.schema
+    assert written.drop_columns(["_source_file", "_source_row"]).to_pylist() == duck.to_pylist()
+    assert written.column("empty").null_count == 3000  # empty, quoted or not, is NULL for both
+
+
+@pytest.mark.parametrize(
+    ("bad", "reason"),
+    [("2999;x", "MISSING COLUMNS"), ("2999;x;1;2", "TOO MANY COLUMNS"), ("2999;x;?", "CAST")],
+)
+def test_a_bad_row_late_in_a_clean_file_is_rejected_with_its_line(etl, tmp_path, bad, reason):
+    """Arrow's pass fails on it after writing most of the file: DuckDB's reader converts the file again."""
+    lines = ["a;b;c"] + [f"{i};x{i};{i * 2}" for i in range(1, 3001)]
+    lines[2999] = bad
+    write(tmp_path / "late.csv", "\n".join(lines) + "\n")
+    r = etl("--json", "convert", "csv", tmp_path / "late.csv", "--out", "out", "--delimiter", ";")
+    assert r.code == 0, r.err
+    assert "read again by DuckDB's reader" in r.err
+    assert '"rows": 2999' in r.out and '"rejected": 1' in r.out
+    rejects = duckdb.sql(
+        f"SELECT line, error_type, raw FROM '{tmp_path}/out/_rejects/late.parquet'"
+    ).fetchall()
+    assert rejects == [(3000, reason, bad)]
+    assert rows(tmp_path / "out/late.parquet")[-1] == (3000, "x3000", 6000, 2999)
