@@ -22,6 +22,11 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet uv
 	$(UV) -e '.[$(EXTRAS)]'
+	@# Bytecode of what every etl process imports, compiled once: where PYTHONDONTWRITEBYTECODE is set (as on the
+	@# machines etl is developed on), each process compiled them anew (numpy, pyarrow, polars, duckdb: 1.8 -> 0.7 s).
+	SITE=$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'); \
+	$(BIN)/python -m compileall -q -j 0 etl $$SITE/numpy $$SITE/pyarrow $$SITE/polars $$SITE/duckdb \
+	  $$SITE/msgspec $$SITE/psutil $$SITE/tqdm > /dev/null
 	touch $(STAMP)
 
 setup: $(STAMP) ## Create .venv and install etl with every extra (postgres, stat, report, spark, dev)
