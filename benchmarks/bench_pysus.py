@@ -191,6 +191,7 @@ def growth(points: list[tuple[int, Measure, Measure]]) -> list[str]:
 def plot(points: list[tuple[int, Measure, Measure]], real: list[tuple[str, int, Measure, Measure]]) -> Path:
     """Two panels, wall seconds and peak RSS MB against the records, a line per tool (real files as points)."""
     from matplotlib.figure import Figure  # no pyplot: a file, no screen
+    from matplotlib.ticker import FuncFormatter
 
     fig = Figure(figsize=(11, 4.5), layout="constrained")
     panels = fig.subplots(1, 2)
@@ -206,6 +207,7 @@ def plot(points: list[tuple[int, Measure, Measure]], real: list[tuple[str, int, 
                 ry = [getattr(r[2 + i], what) for r in real]
                 ax.plot(rx, ry, "s", color=color, fillstyle="none", label=f"{name}, real files")
         ax.set(xscale="log", yscale="log", xlabel="records", ylabel=unit)
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.grid(True, which="both", alpha=0.3)
     panels[0].set_title("wall time, whole process")
     panels[1].set_title("peak RSS")
