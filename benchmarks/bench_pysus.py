@@ -92,15 +92,17 @@ def records(dbc: Path) -> int:
 
 
 def inputs() -> list[tuple[str, Path]]:
-    sizes = [int(n) for n in os.environ.get("ETL_BENCH_PYSUS_ROWS", SIZES).split(",")]
-    found = [(f"SIH RD-like, {rows:,} records", sih_dbc(rows)) for rows in sizes]
-    for name, label in (
-        ("ZIKABR21.dbc", "real SINAN ZIKA 2021"),
-        ("STPI2206.dbc", "real CNES ST PI 2022-06"),
-    ):
-        if (REAL / name).exists():
-            found.append((f"{label} ({name})", REAL / name))
-    return found
+    """The real files first, then the SIH RD-like sizes, smallest first (a long run cut short keeps the most)."""
+    found = [
+        (f"{label} ({name})", REAL / name)
+        for name, label in (
+            ("ZIKABR21.dbc", "real SINAN ZIKA 2021"),
+            ("STPI2206.dbc", "real CNES ST PI 2022-06"),
+        )
+        if (REAL / name).exists()
+    ]
+    sizes = sorted(int(n) for n in os.environ.get("ETL_BENCH_PYSUS_ROWS", SIZES).split(","))
+    return found + [(f"SIH RD-like, {rows:,} records", sih_dbc(rows)) for rows in sizes]
 
 
 def timed(tool: str, argv: list[str], output: Path) -> Measure:
@@ -132,10 +134,9 @@ def median(runs: list[Measure]) -> Measure:
     return chosen
 
 
-def compare(label: str, dbc: Path, python: Path) -> tuple[Measure, Measure]:
-    """etl and PySUS on one .dbc, in turns when it is small; the median run of each."""
+def compare(label: str, dbc: Path, python: Path, turns: int) -> tuple[Measure, Measure]:
+    """etl and PySUS on one .dbc, `turns` times in turns; the median run of each."""
     out = WORK / "pysus_out" / dbc.stem
-    turns = TURNS if dbc.stat().st_size < SMALL_MB * 2**20 else 1
     runs: dict[str, list[Measure]] = {"etl": [], "pysus": []}
     for _ in range(turns):
         subprocess.run(["rm", "-rf", str(out)], check=True)
@@ -224,23 +225,34 @@ def main() -> None:
     chosen = inputs()
     # One untimed run of each on the smallest input: what a user's first run does once (bytecode cached, the
     # libraries read from disk), so that neither tool pays it in the table.
-    compare("warm-up", min((p for _, p in chosen), key=lambda p: p.stat().st_size), python)
+    compare("warm-up", min((p for _, p in chosen), key=lambda p: p.stat().st_size), python, 1)
     measures: list[Measure] = []
-    notes: list[str] = []
+    verdicts: list[str] = []
     points: list[tuple[int, Measure, Measure]] = []
     real: list[tuple[str, int, Measure, Measure]] = []
     for label, dbc in chosen:
         print(f"  {label}: {dbc.stat().st_size / 2**20:.1f} MB .dbc, {records(dbc):,} records", flush=True)
-        etl, pysus = compare(label, dbc, python)
+        turns = TURNS if dbc.stat().st_size < SMALL_MB * 2**20 else 1
+        etl, pysus = compare(label, dbc, python, turns)
         measures += [etl, pysus]
-        notes.append(verdict(label, etl, pysus))
+        verdicts.append(verdict(label, etl, pysus))
         if label.startswith("SIH"):
             points.append((records(dbc), etl, pysus))
         else:
             real.append((label, records(dbc), etl, pysus))
+        report(measures, verdicts, points, real)  # after each input: a run cut short keeps what it measured
+
+
+def report(
+    measures: list[Measure],
+    verdicts: list[str],
+    points: list[tuple[int, Measure, Measure]],
+    real: list[tuple[str, int, Measure, Measure]],
+) -> None:
     png = plot(points, real)
-    notes += growth(points)
-    notes += [
+    notes = [
+        *verdicts,
+        *growth(points),
         f"- Plot: [{png.name}]({png.name}), wall and peak RSS against the records, a line per tool.",
         f"- PySUS {PYSUS_VERSION} from PyPI in its own virtualenv ({VENV.relative_to(ROOT.parent)}), its default "
         "fast path; whole processes, interpreter start-up and imports included for both, timed by the small "
