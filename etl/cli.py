@@ -12,7 +12,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from etl import query_cli
+from etl import __version__, query_cli
 from etl.config import Config, build_options, load_config
 from etl.datasus import cli as datasus_cli
 from etl.errors import EtlError
@@ -79,18 +79,24 @@ def given_options(args: argparse.Namespace) -> dict[str, Any]:
     return {k[4:]: v for k, v in vars(args).items() if k.startswith("opt_") and v is not None}
 
 
-def named_kind(argv: list[str]) -> str | None:
-    """The KIND of `etl convert|fetch KIND …`: the one source module that parsing the command needs."""
-    return next((k for c, k in itertools.pairwise(argv) if c in ("convert", "fetch") and k in KINDS), None)
+def parsed_kinds(argv: list[str]) -> list[str]:
+    """The kinds whose source modules parsing argv needs: KIND's alone for `etl convert|fetch KIND …`, every kind's
+    for `etl convert|fetch` without one (their help lists them), none otherwise. A source module imports its
+    libraries (pyarrow, numpy: ~0.2 s and 50 MB), so `etl --help`, `etl status` or `etl sql` import none."""
+    named = next((k for c, k in itertools.pairwise(argv) if c in ("convert", "fetch") and k in KINDS), None)
+    if named:
+        return [named]
+    return sorted(KINDS) if {"convert", "fetch"} & set(argv) else []
 
 
-def build_parser(kind_only: str | None = None) -> argparse.ArgumentParser:
-    """The CLI's parser; with kind_only, only that kind's module is imported (the others' libraries cost memory)."""
+def build_parser(kinds: list[str] | None = None) -> argparse.ArgumentParser:
+    """The CLI's parser, with `convert KIND` and `fetch KIND` for these kinds (default: all)."""
     p = argparse.ArgumentParser(
         prog="etl",
         description="Out-of-core ETL for large public data sets.",
         epilog="exit codes: 0 all done, 1 something failed, 2 usage error, 130 interrupted",
     )
+    p.add_argument("--version", action="version", version=f"etl {__version__}")
     p.add_argument(
         "--config", type=Path, default=None, help="pipeline config (default: ./etl.toml if present)"
     )
@@ -125,7 +131,7 @@ def build_parser(kind_only: str | None = None) -> argparse.ArgumentParser:
     url = fetch_kinds.add_parser("url", help="download http(s) URLs (resumable)")
     url.add_argument("urls", nargs="+", metavar="URL")
     url.add_argument("--out", type=Path, required=True, help="target directory")
-    for kind in [kind_only] if kind_only else sorted(KINDS):
+    for kind in sorted(KINDS) if kinds is None else kinds:
         source = get_source(kind)
         c = conv_kinds.add_parser(kind, help=(source.__doc__ or "").splitlines()[0])
         c.add_argument("inputs", nargs="+", type=Path, metavar="INPUT")
@@ -187,7 +193,7 @@ def setup_logging(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser = build_parser(named_kind(argv))
+    parser = build_parser(parsed_kinds(argv))
     args = parser.parse_args(argv)
     setup_logging(args)
     try:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import secrets
 import shutil
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -18,6 +17,8 @@ _OWNED = re.compile(rf"\.(\d+)-[0-9a-f]{{8}}{re.escape(TMP_SUFFIX)}$")
 
 def tmp_path(final: Path) -> Path:
     """A temporary name beside `final`, unique to this process and call (two runs never share one)."""
+    import secrets  # here: hashlib and random, ~10 ms of start-up, for the commands that write files only
+
     return final.with_name(f"{final.name}.{os.getpid()}-{secrets.token_hex(4)}{TMP_SUFFIX}")
 
 

@@ -10,8 +10,6 @@ import sys
 import threading
 from dataclasses import dataclass
 
-import psutil
-
 from etl.errors import ConfigError
 
 MB = 1024 * 1024
@@ -89,6 +87,8 @@ class RssMonitor:
     peak: int = 0
 
     def __post_init__(self) -> None:
+        import psutil  # here: ~30 ms of start-up that commands measuring no step (--help, status) skip
+
         self._proc = psutil.Process()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -96,6 +96,8 @@ class RssMonitor:
         self._samples = 0
 
     def sample(self) -> int:
+        import psutil
+
         rss = self._proc.memory_info().rss
         if self._samples % self.CHILD_SCANS == 0:
             self._children = self._proc.children(recursive=True)

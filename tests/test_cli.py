@@ -2,6 +2,7 @@
 
 import io
 import json
+import subprocess
 import sys
 
 import pytest
@@ -187,3 +188,41 @@ def test_a_missing_extra_is_named_in_one_line(etl, tmp_path, monkeypatch):
     assert r.code == 1 and "needs the 'stat' extra. Install it with pip install 'etl[stat]'" in r.err
     r = etl("report")
     assert r.code == 1 and "needs the 'report' extra. Install it with pip install 'etl[report]'" in r.err
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out == "etl 0.1.0\n"
+
+
+LIBRARIES = ("duckdb", "numpy", "pandas", "polars", "psutil", "pyarrow", "tqdm")
+
+
+def libraries_imported(tmp_path, *args) -> tuple[int, list[str]]:
+    """`etl ARGS` in a fresh interpreter: its exit code and which of LIBRARIES it imported."""
+    code = (
+        "import sys\nfrom etl.cli import main\ntry:\n    code = main(sys.argv[1:])\nexcept SystemExit as e:\n"
+        f"    code = e.code\nprint(code, *(m for m in {LIBRARIES!r} if m in sys.modules), file=sys.stderr)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *map(str, args)], cwd=tmp_path, capture_output=True, text=True
+    )
+    status, *imported = proc.stderr.splitlines()[-1].split()
+    return int(status), imported
+
+
+@pytest.mark.parametrize(
+    ("args", "imported"),
+    [
+        (["--version"], []),
+        (["--help"], []),
+        (["status"], []),
+        (["--quiet", "convert", "dbc", "RDSP2301.dbc", "--out", "out"], ["numpy", "psutil", "pyarrow"]),
+    ],
+)
+def test_a_command_imports_only_the_libraries_it_uses(tmp_path, args, imported):
+    (tmp_path / "RDSP2301.dbc").write_bytes(dbc_bytes(tmp_path, "RDSP2301.dbc"))
+    assert libraries_imported(tmp_path, *args) == (0, imported)
+    if "convert" in args:
+        assert (tmp_path / "out/RDSP2301.parquet").exists()
