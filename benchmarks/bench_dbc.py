@@ -98,6 +98,11 @@ DBFREAD_ONLY = (
 FLOOR_ROUNDS = 3  # etl, cat and zstd in turns: the ratio of medians, with this VM's speed drifting
 
 
+def convert_dbf(dbf: Path, out: Path, folder: str) -> list[str]:
+    """`etl convert dbf` of dbf into out/folder, its state under out/data."""
+    return [*ETL, "--data-dir", str(out / "data"), "convert", "dbf", str(dbf), "--out", str(out / folder)]
+
+
 def floor(dbf: Path, rows: int, out: Path, m: list[Measure]) -> list[str]:
     """`etl convert dbf` of `dbf` whole-process against the floor, `cat` to /dev/null plus `zstd -1` of it, in
     FLOOR_ROUNDS turns; appends the median runs to `m` and returns the notes."""
@@ -108,16 +113,9 @@ def floor(dbf: Path, rows: int, out: Path, m: list[Measure]) -> list[str]:
     rounds: dict[str, list[Measure]] = {"etl": [], "cat": [], "zstd": []}
     for _ in range(FLOOR_ROUNDS):
         shutil.rmtree(out / "etl_floor", ignore_errors=True)
-        etl_args = [
-            "--data-dir",
-            str(out / "data"),
-            "convert",
-            "dbf",
-            str(dbf),
-            "--out",
-            str(out / "etl_floor"),
-        ]
-        rounds["etl"].append(run(f"etl convert dbf, {size} (256MB)", [*ETL, *etl_args], out / "etl_floor"))
+        rounds["etl"].append(
+            run(f"etl convert dbf, {size} (256MB)", convert_dbf(dbf, out, "etl_floor"), out / "etl_floor")
+        )
         rounds["cat"].append(run(f"cat > /dev/null, {size}", ["sh", "-c", f'cat "{dbf}" > /dev/null'], dbf))
         zstd_out = out / "floor.zst"
         rounds["zstd"].append(
@@ -165,16 +163,7 @@ def main() -> None:
         ),
         run(
             "etl convert dbf (256MB)",
-            [
-                *ETL,
-                "--data-dir",
-                str(out / "data"),
-                "convert",
-                "dbf",
-                str(dbf),
-                "--out",
-                str(out / "etl_dbf"),
-            ],
+            convert_dbf(dbf, out, "etl_dbf"),
             out / "etl_dbf",
         ),
         run("dbfread, iterate only", [*python(DBFREAD_ONLY), str(dbf)], dbf, note="no output written"),

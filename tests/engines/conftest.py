@@ -16,6 +16,7 @@ import pytest
 
 from etl.config import Config
 from etl.engines.spark import SparkEngine
+from etl.samples.datasus import write_sample
 
 # Tests bind loopback only; no Spark UI.
 LOOPBACK_CONF = {
@@ -23,6 +24,15 @@ LOOPBACK_CONF = {
     "spark.driver.host": "127.0.0.1",
     "spark.driver.bindAddress": "127.0.0.1",
 }
+
+
+def good_files_and_a_bad_one(raw: Path, scratch: Path, good: int) -> list[Path]:
+    """The first `good` SIH RD sample files (500 records) in raw, and RDAC2301.dbc there, which is no .dbc."""
+    files = write_sample(raw, scratch, rows=500)
+    for extra in files[good:]:
+        extra.unlink()
+    (raw / "RDAC2301.dbc").write_bytes(b"this is not a dbc file" * 50)
+    return files[:good]
 
 
 def spark_session(master: str, **conf) -> SparkEngine:

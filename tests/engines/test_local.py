@@ -9,8 +9,8 @@ from pathlib import Path
 
 import duckdb
 
-from etl.samples.datasus import write_sample
 from tests.conftest import etl  # noqa: F401 (the fixture)
+from tests.engines.conftest import good_files_and_a_bad_one
 
 EPSS = (
     '[etl]\nmemory_limit = "{budget}"\nthreads = {threads}\n[datasets.epss]\nkind = "epss"\nsample = true\n'
@@ -59,11 +59,7 @@ def test_a_budget_too_small_to_share_converts_in_this_process(tmp_path, etl):  #
 
 
 def test_a_bad_file_fails_alone_on_a_worker_and_is_named(tmp_path, etl):  # noqa: F811
-    raw = tmp_path / "in"
-    good = write_sample(raw, tmp_path, rows=500)[:3]
-    for extra in write_sample(raw, tmp_path, rows=500)[3:]:
-        extra.unlink()
-    (raw / "RDAC2301.dbc").write_bytes(b"this is not a dbc file" * 50)
+    good = good_files_and_a_bad_one(tmp_path / "in", tmp_path, 3)
     (tmp_path / "etl.toml").write_text(
         '[etl]\nmemory_limit = "1GB"\nthreads = 2\n[datasets.rd]\nkind = "datasus"\npaths = ["in/*.dbc"]\n'
     )

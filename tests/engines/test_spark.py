@@ -14,9 +14,9 @@ import duckdb
 import pytest
 
 from etl.cli import main
-from etl.samples.datasus import write_sample
 from etl.state import StateStore
 from tests.conftest import REPO
+from tests.engines.conftest import good_files_and_a_bad_one
 
 pytestmark = pytest.mark.slow
 
@@ -157,11 +157,7 @@ def test_spark_rerun_skips_what_is_done_and_keeps_the_rows(runs, monkeypatch):
 
 
 def test_a_bad_file_fails_alone_and_is_retried_on_the_next_run(tmp_path, local_spark, monkeypatch):
-    raw = tmp_path / "in"
-    good = write_sample(raw, tmp_path, rows=500)[:2]
-    for extra in write_sample(raw, tmp_path, rows=500)[2:]:
-        extra.unlink()
-    (raw / "RDAC2301.dbc").write_bytes(b"this is not a dbc file" * 50)
+    good = good_files_and_a_bad_one(tmp_path / "in", tmp_path, 2)
     (tmp_path / "etl.toml").write_text(
         '[etl]\nengine = "spark"\n[datasets.rd]\nkind = "datasus"\npaths = ["in/*.dbc"]\n'
     )
