@@ -96,8 +96,10 @@ def test_truncated_file_is_an_error_and_leaves_nothing(etl, tmp_path, frame):
 @pytest.mark.slow
 def test_a_file_many_times_the_budget_in_bounded_memory(tmp_path):
     n = 1_000_000
+    # Two wide text columns rather than ten narrow ones: the same 540 MB, written in 15 s rather than 49 s
+    # (pyreadstat writes a value at a time).
     df = pd.DataFrame(
-        {f"c{k}": [f"{k} texto de exemplo {i % 5000:>40}" for i in range(n)] for k in range(10)}
+        {f"c{k}": [f"{k} texto de exemplo {i % 5000:>260}" for i in range(n)] for k in range(2)}
     )
     df["n"] = range(n)
     pyreadstat.write_dta(df, tmp_path / "big.dta")
