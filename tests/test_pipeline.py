@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import duckdb
+import psutil
 import pytest
 
 MAKEFILE = Path(__file__).resolve().parents[1] / "Makefile"
@@ -147,7 +148,7 @@ def test_sql_without_a_warehouse_says_what_to_do(etl, project):
 
 DATASUS_CONFIG = """
 [etl]
-memory_limit = "512MB"
+memory_limit = "{budget}"
 [datasets.admissions]
 kind = "datasus"
 sample = true
@@ -160,8 +161,13 @@ KILLED = {  # config, rows, and a checksum of the warehouse's view
         "SELECT count(*), sum(hash(CONTADOR, DTOBITO, MUNRES, VALOR, _source_row)) FROM deaths",
     ),
     "dbc": (
-        DATASUS_CONFIG,
+        DATASUS_CONFIG.replace("{budget}", "512MB"),  # conversions in the run's own process
         360_000,  # in 24 files: .dbc conversions overlap decompression, and are killed during both
+        "SELECT count(*), sum(hash(N_AIH, VAL_TOT, DT_INTER, _source_file, _source_row)) FROM admissions",
+    ),
+    "dbc-workers": (
+        DATASUS_CONFIG.replace("{budget}", "1GB"),  # on two worker processes, orphaned by the kill
+        240_000,
         "SELECT count(*), sum(hash(N_AIH, VAL_TOT, DT_INTER, _source_file, _source_row)) FROM admissions",
     ),
 }
@@ -207,6 +213,21 @@ def test_kill_9_at_any_moment_then_rerun_equals_an_uninterrupted_run(tmp_path, k
     assert final.wait() == 0, final.stderr.read().decode()
     assert not list((killed / "data").rglob("*.tmp"))
     assert query(killed / "data/warehouse.duckdb", checksum) == expected
+    assert _left_running(killed) == []  # no worker outlives its killed run
+
+
+def _left_running(cwd: Path, wait: float = 5.0) -> list[str]:
+    """Processes still running in cwd after `wait` seconds (the workers of a killed run check for it twice a
+    second)."""
+    deadline = time.monotonic() + wait
+    while True:
+        left = []
+        for p in psutil.process_iter(["cwd", "cmdline"]):
+            if p.info["cwd"] == str(cwd):
+                left.append(" ".join(p.info["cmdline"] or []))
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.2)
 
 
 def test_ctrl_c_is_recorded_as_interrupted_and_the_rerun_completes(etl, project, monkeypatch):

@@ -5,6 +5,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 import multiprocessing
+import os
+import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -13,6 +16,8 @@ from etl.config import Settings
 from etl.engines.tasks import Outcome, Task, run_shipped, run_task
 from etl.memory import MB, MIN_MEMORY_LIMIT
 from etl.sources import Context
+
+DRIVER_CHECK_SECONDS = 0.5
 
 
 def workers(settings: Settings, tasks: int) -> int:
@@ -68,14 +73,14 @@ class LocalEngine:
 
     def _workers(self, n: int) -> ProcessPoolExecutor:
         """The worker processes, started once per run (spawned: this process has threads running) and kept for
-        the next dataset; the root logger's level travels, so workers log what this process would."""
+        the next dataset."""
         if self._pool is None or self._pool_size < n:
             self.close()
             self._pool = ProcessPoolExecutor(
                 n,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=logging.getLogger().setLevel,
-                initargs=(logging.getLogger().level,),
+                initializer=_start_worker,
+                initargs=(logging.getLogger().level, os.getpid()),
             )
             self._pool_size = n
         return self._pool
@@ -96,3 +101,17 @@ class LocalEngine:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+
+
+def _start_worker(level: int, driver: int) -> None:
+    """A worker logs what the driver would, and exits when the driver is gone (killed: nothing tells an idle
+    worker, which would otherwise wait for work forever; a file it was converting is left as a partial that
+    the next run removes)."""
+    logging.getLogger().setLevel(level)
+
+    def watch() -> None:
+        while os.getppid() == driver:
+            time.sleep(DRIVER_CHECK_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="driver-watch", daemon=True).start()
