@@ -6,6 +6,7 @@ import dataclasses
 import logging
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -105,13 +106,15 @@ class LocalEngine:
 
 def _start_worker(level: int, driver: int) -> None:
     """A worker logs what the driver would, and exits when the driver is gone (killed: nothing tells an idle
-    worker, which would otherwise wait for work forever; a file it was converting is left as a partial that
-    the next run removes)."""
+    worker, which would otherwise wait for work forever). It interrupts itself first, so a conversion under way
+    stops as at Ctrl-C: its decompressor killed, its partial files removed."""
     logging.getLogger().setLevel(level)
 
     def watch() -> None:
         while os.getppid() == driver:
             time.sleep(DRIVER_CHECK_SECONDS)
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(5)  # time to clean up; then out, whatever it is doing
         os._exit(1)
 
     threading.Thread(target=watch, name="driver-watch", daemon=True).start()
