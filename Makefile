@@ -2,10 +2,13 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# `make etl` installs etl with the extras a user's runs may need (postgres, stat, report); `make setup` and
+# `make test` add the tests' tools (dev) and the Spark engine (spark: pyspark builds from its source archive,
+# 20-25 s even from uv's cache, which a first `make etl` need not wait for).
+RUN_EXTRAS := postgres,stat,report
+EXTRAS := $(RUN_EXTRAS),dev,spark
+RUN_STAMP := $(VENV)/.installed-run
 STAMP := $(VENV)/.installed
-# Every extra: the optional features (postgres, stat, report) and the tests' tools (dev).
-EXTRAS := dev,postgres,stat,report,spark
-EXPLORE_STAMP := $(VENV)/.explore-installed
 # Jupyter listens here; JUPYTER_IP=0.0.0.0 to reach it from outside a container.
 JUPYTER_IP ?= 127.0.0.1
 
@@ -18,20 +21,24 @@ help: ## Show this help
 # uv installs the packages (seconds where pip takes minutes); pip only installs uv itself into the venv.
 UV := $(BIN)/uv pip install --quiet --python $(BIN)/python
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+$(RUN_STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet uv
-	$(UV) -e '.[$(EXTRAS)]'
+	$(UV) -e '.[$(RUN_EXTRAS)]'
 	@# Bytecode of what every etl process imports, compiled once: where PYTHONDONTWRITEBYTECODE is set (as on the
 	@# machines etl is developed on), each process compiled them anew (numpy, pyarrow, polars, duckdb: 1.8 -> 0.7 s).
 	SITE=$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'); \
 	$(BIN)/python -m compileall -q -j 0 etl $$SITE/numpy $$SITE/pyarrow $$SITE/polars $$SITE/duckdb \
 	  $$SITE/msgspec $$SITE/psutil $$SITE/tqdm > /dev/null
+	touch $(RUN_STAMP)
+
+$(STAMP): $(RUN_STAMP)
+	$(UV) -e '.[$(EXTRAS)]'
 	touch $(STAMP)
 
 setup: $(STAMP) ## Create .venv and install etl with every extra (postgres, stat, report, spark, dev)
 
-etl: $(STAMP) ## Run the whole pipeline on etl.toml (generates sample inputs when missing)
+etl: $(RUN_STAMP) ## Run the whole pipeline on etl.toml (generates sample inputs when missing)
 	$(BIN)/etl --config etl.toml run
 
 test: $(STAMP) ## Run the test suite (slow tests included), one worker per core, a test module per worker

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import math
 import shutil
 from pathlib import Path
 
@@ -48,37 +47,24 @@ def runs(tmp_path_factory, local_spark):
     return out
 
 
-def relations(warehouse: Path) -> dict[str, list[tuple]]:
-    """Every table and view of a warehouse, as a sorted list of rows (floats to 12 significant digits)."""
-
-    def norm(v):
-        return float(f"{v:.12g}") if isinstance(v, float) and math.isfinite(v) else v
-
-    con = duckdb.connect(str(warehouse), read_only=True)
-    try:
-        names = con.execute(
-            "SELECT table_schema, table_name FROM information_schema.tables ORDER BY ALL"
-        ).fetchall()
-        return {
-            f"{s}.{n}": sorted(
-                (tuple(norm(v) for v in row) for row in con.execute(f'SELECT * FROM "{s}"."{n}"').fetchall()),
-                key=repr,
-            )
-            for s, n in names
-        }
-    finally:
-        con.close()
-
-
 def fingerprints(warehouse: Path) -> dict[str, tuple[int, int]]:
-    """Every table and view of a warehouse as its row count and the sum of its rows' hashes (a row set's
-    fingerprint, computed by DuckDB: for comparing a warehouse with itself, where `relations` is slow)."""
+    """Every table and view of a warehouse as its row count and the sum of its rows' hashes (a row multiset's
+    fingerprint, computed by DuckDB; doubles to 12 significant digits, as engines may sum in another order)."""
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
-        names = con.execute("SELECT table_schema, table_name FROM information_schema.tables").fetchall()
+        columns: dict[tuple[str, str], list[str]] = {}
+        for s, n, c, t in con.execute(
+            "SELECT table_schema, table_name, column_name, data_type FROM information_schema.columns"
+            " ORDER BY table_schema, table_name, ordinal_position"
+        ).fetchall():
+            columns.setdefault((s, n), []).append(
+                f"format('{{:.12g}}', \"{c}\")" if t in ("DOUBLE", "FLOAT") else f'"{c}"'
+            )
         return {
-            f"{s}.{n}": con.execute(f'SELECT count(*), sum(hash(t)) FROM "{s}"."{n}" t').fetchall()[0]
-            for s, n in names
+            f"{s}.{n}": con.execute(
+                f'SELECT count(*), sum(hash(t)) FROM (SELECT {", ".join(cols)} FROM "{s}"."{n}") t'
+            ).fetchall()[0]
+            for (s, n), cols in columns.items()
         }
     finally:
         con.close()
@@ -88,18 +74,12 @@ def test_default_etl_toml_gives_the_same_rows_on_both_engines(runs):
     (local, lcode, _, lerr), (spark, scode, _, serr) = runs["local"], runs["spark"]
     assert lcode == 0, lerr
     assert scode == 0, serr
-    ours, theirs = (
-        relations(local / "data" / "warehouse.duckdb"),
-        relations(spark / "data" / "warehouse.duckdb"),
-    )
-    assert sorted(ours) == sorted(theirs)
-    # every converted table, every view and every mart of the shipped SQL
+    ours = fingerprints(local / "data" / "warehouse.duckdb")
+    assert fingerprints(spark / "data" / "warehouse.duckdb") == ours
+    # every converted table, every view and every mart of the shipped SQL, none empty
     assert {"sih_rd.records", "nvd.cves", "nvd.metrics", "sih_rd.stg_internacoes", "nvd.cve_severity",
             "nvd.cves_per_product", "sim_csv.obitos_por_mes"} <= set(ours)  # fmt: skip
-    for name in ours:
-        assert len(ours[name]) == len(theirs[name]), name
-        assert ours[name] == theirs[name], name
-    assert len(ours["sih_rd.records"]) > 0 and len(ours["nvd.cve_severity"]) > 0
+    assert ours["sih_rd.records"][0] > 0 and ours["nvd.cve_severity"][0] > 0
 
 
 def test_marts_are_parquet_where_the_local_engine_writes_them(runs):
