@@ -80,8 +80,11 @@ class Pipeline:
                 self.lock.release()
             raise
         base = config.path.resolve().parent if config.path else Path.cwd()
-        self.ctx = Context(settings=self.settings, base_dir=base, progress=progress, state=self.state)
         self.engine = get_engine(config)
+        self.ctx = Context(
+            settings=self.settings, base_dir=base, progress=progress, state=self.state,
+            parallel_map=self.engine.parallel_map,
+        )  # fmt: skip
 
     def close(self) -> None:
         self.engine.close()

@@ -1,9 +1,11 @@
 """Engines: where the work runs. `local` (this process) or `spark` (a cluster), chosen by `[etl] engine`.
 
-An engine does two things for the pipeline:
+An engine does these things for the pipeline:
 - ``convert(tasks, ctx) -> Iterator[Outcome]``: convert raw files, one task per file (etl.engines.tasks),
   yielding each outcome as it finishes. A task runs the source's own ``convert_file`` unchanged (`run_task`); the pipeline (the driver)
   alone records outcomes in the state store.
+- ``parallel_map(fn, items) -> list``: fn over items for acquire's CPU-bound work (sample files), on worker
+  processes where the engine has them.
 - ``transform(views, transforms) -> dict[(schema, Path), str]``: compute what the SQL files materialise before
   the DuckDB warehouse is built; returns, per file, the text DuckDB runs instead (empty: DuckDB runs them all).
 """

@@ -9,7 +9,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 
@@ -71,6 +71,11 @@ class LocalEngine:
         finally:
             for future in pending:  # interrupted (Ctrl-C, an error recording an outcome): start nothing more
                 future.cancel()
+
+    def parallel_map(self, fn: Callable, items: list) -> list:
+        """fn over items on the worker processes (as many as a conversion of that many files would have)."""
+        n = workers(self.settings, len(items))
+        return list(map(fn, items) if n == 1 else self._workers(n).map(fn, items))
 
     def _workers(self, n: int) -> ProcessPoolExecutor:
         """The worker processes, started once per run (spawned: this process has threads running) and kept for

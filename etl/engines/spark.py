@@ -22,7 +22,7 @@ import socket
 import statistics
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from functools import partial
@@ -168,6 +168,10 @@ class SparkEngine:
 
     def end_conversions(self) -> None:
         """Nothing to release: the session runs the transforms next."""
+
+    def parallel_map(self, fn: Callable, items: list) -> list:
+        """In the driver's process: samples are generated where the run starts, then converted on executors."""
+        return list(map(fn, items))
 
     def close(self) -> None:
         if self._spark is not None and self._owned:

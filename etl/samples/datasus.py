@@ -875,8 +875,12 @@ def write_sample(
     group: str = "RD",
     rows: int | None = None,
     seed: int = 2023,
+    parallel_map: Callable[[Callable, list], Iterable] = map,
 ) -> list[Path]:
-    """Write the missing sample files of a system's group into raw_dir (scratch .dbf in tmp_dir); return them all."""
+    """Write the missing sample files of a system's group into raw_dir (scratch .dbf in tmp_dir); return them all.
+
+    Each file draws from a generator of its own, so `parallel_map` (a Context's, to write them on the engine's
+    worker processes) may write them in any order: the files are the same."""
     sample = SAMPLES.get((system, group))
     if sample is None:
         from etl.errors import ConfigError
@@ -885,20 +889,45 @@ def write_sample(
             f"no sample for {system} {group}",
             hint="Samples exist for " + ", ".join(f"{s} {g}" for s, g in SAMPLES),
         )
-    paths = []
+    paths, missing = [], []
     for n, ((state, year, month), count) in enumerate(
         zip(sample.files, file_rows(sample, rows or sample.rows), strict=True)
     ):
         path = Path(raw_dir) / f"{sample.name(state, year, month)}.dbc"
         paths.append(path)
-        if path.exists():
-            continue
-        logger.info("generating the sample %s (%s records, once)", path.name, f"{count:,}")
-        rng = random.Random(f"{system}{group}{seed + n}")
-        dbf = Path(tmp_dir) / f"{path.stem}.sample.dbf"
-        try:
-            write_dbf(dbf, sample.fields, (sample.record(rng, state, year, month, i) for i in range(count)))
-            write_dbc(dbf, path)
-        finally:
-            dbf.unlink(missing_ok=True)
+        if not path.exists():
+            logger.info("generating the sample %s (%s records, once)", path.name, f"{count:,}")
+            missing.append(SampleFile(system, group, f"{system}{group}{seed + n}", state, year, month, count, path,
+                                      Path(tmp_dir)))  # fmt: skip
+    for _ in parallel_map(write_file, missing):
+        pass
     return paths
+
+
+@dataclass(frozen=True)
+class SampleFile:
+    """One sample file to write: its system's group, its generator's seed, what it holds and where it goes."""
+
+    system: str
+    group: str
+    seed: str
+    state: str
+    year: int
+    month: int | None
+    count: int
+    path: Path
+    tmp_dir: Path
+
+
+def write_file(f: SampleFile) -> Path:
+    sample = SAMPLES[(f.system, f.group)]
+    rng = random.Random(f.seed)
+    dbf = f.tmp_dir / f"{f.path.stem}.sample.dbf"
+    try:
+        write_dbf(
+            dbf, sample.fields, (sample.record(rng, f.state, f.year, f.month, i) for i in range(f.count))
+        )
+        write_dbc(dbf, f.path)
+    finally:
+        dbf.unlink(missing_ok=True)
+    return f.path

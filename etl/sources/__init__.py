@@ -26,7 +26,7 @@ A source module (etl/sources/<kind>.py, registered in etl.kinds.KINDS) provides:
 from __future__ import annotations
 
 import glob
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -54,6 +54,9 @@ class Context:
     state: StateStore | None = None
     # Output stems of the inputs being converted, told apart where two share one (see name_inputs).
     stems: dict[Path, str] = field(default_factory=dict)
+    # `fn` over items, on the engine's worker processes where it has them (fn and items picklable); for
+    # acquire's CPU-bound work such as generating sample files.
+    parallel_map: Callable[[Callable, list], Iterable] = map
 
     def name_inputs(self, paths: list[Path], source: ModuleType) -> None:
         """Give the inputs of one dataset (or one `etl convert`) distinct output names, before converting them."""

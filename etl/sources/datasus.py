@@ -122,7 +122,12 @@ def acquire(dataset: Dataset, raw_dir: Path, ctx: Context) -> list[Path]:
         tmp, rows, system, group = ctx.settings.tmp_dir, opts.sample_rows, opts.system, opts.group
         tmp.mkdir(parents=True, exist_ok=True)
         params = {"datasus": [system, group, rows]}
-        samples.ensure(raw_dir, params, lambda d: write_sample(d, tmp, system, group, rows=rows), tmp)
+        samples.ensure(
+            raw_dir,
+            params,
+            lambda d: write_sample(d, tmp, system, group, rows, parallel_map=ctx.parallel_map),
+            tmp,
+        )
         return write_sample(raw_dir, tmp, system, group, rows=rows)  # every file is there: only their paths
     if opts.paths:
         return [

@@ -9,6 +9,10 @@ from pathlib import Path
 
 import duckdb
 
+from etl.config import Settings
+from etl.engines.local import LocalEngine
+from etl.memory import MB
+from etl.samples.datasus import write_sample
 from tests.conftest import etl  # noqa: F401 (the fixture)
 from tests.engines.conftest import good_files_and_a_bad_one
 
@@ -73,3 +77,20 @@ def test_a_bad_file_fails_alone_on_a_worker_and_is_named(tmp_path, etl):  # noqa
         for p in (tmp_path / "data" / "parquet" / "rd").glob("*.parquet")
     )
     assert any(line.startswith("ERROR ") and "RDAC2301.dbc" in line for line in r.err.splitlines())
+
+
+def test_sample_files_written_on_two_workers_are_those_one_process_writes(tmp_path):
+    engine = LocalEngine(Settings(data_dir=tmp_path, memory_limit=1024 * MB, threads=2))
+    try:
+        for name, parallel_map in (("one", map), ("two", engine.parallel_map)):
+            (tmp_path / name).mkdir()
+            write_sample(tmp_path / name, tmp_path, "SIM", "DO", rows=2000, parallel_map=parallel_map)
+        pids = {p.pid for p in engine._pool._processes.values()}
+    finally:
+        engine.close()
+    assert len(pids) == 2 and os.getpid() not in pids
+    files = sorted(p.name for p in (tmp_path / "one").iterdir())
+    assert files == ["DOAM2023.dbc", "DOBA2023.dbc", "DOMG2023.dbc", "DOSP2023.dbc"]
+    for name in files:
+        assert (tmp_path / "two" / name).read_bytes() == (tmp_path / "one" / name).read_bytes(), name
+    assert not list(tmp_path.glob("*.dbf"))  # the scratch .dbf files are gone
