@@ -1,6 +1,7 @@
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -154,52 +155,61 @@ kind = "datasus"
 sample = true
 sample_rows = {rows}
 """
-KILLED = {  # config, rows, and a checksum of the warehouse's view
+KILLED = {  # config of the killed runs, and a checksum of the warehouse's view
     "csv": (
-        CONFIG,
-        400_000,
+        CONFIG.format(rows=400_000),
         "SELECT count(*), sum(hash(CONTADOR, DTOBITO, MUNRES, VALOR, _source_row)) FROM deaths",
     ),
+    # 360,000 records in 24 files: .dbc conversions overlap decompression, and are killed during both
     "dbc": (
-        DATASUS_CONFIG,  # conversions in the run's own process
-        360_000,  # in 24 files: .dbc conversions overlap decompression, and are killed during both
+        DATASUS_CONFIG.format(rows=360_000),  # conversions in the run's own process
         "SELECT count(*), sum(hash(N_AIH, VAL_TOT, DT_INTER, _source_file, _source_row)) FROM admissions",
     ),
     "dbc-workers": (
-        DATASUS_CONFIG.replace('"512MB"', '"1GB"'),  # on two worker processes, orphaned by the kill
-        240_000,
+        DATASUS_CONFIG.format(rows=360_000).replace('"512MB"', '"1GB"'),  # on two worker processes, orphaned
         "SELECT count(*), sum(hash(N_AIH, VAL_TOT, DT_INTER, _source_file, _source_row)) FROM admissions",
     ),
 }
 
 
+def etl_run(cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "etl.cli", "--quiet", "run"],
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+@pytest.fixture(scope="module")
+def clean_runs(tmp_path_factory):
+    """A clean run of a config's datasets at 1GB (samples generated on two workers): its raw files and its
+    warehouse's checksum; once per dataset section and checksum, as the budget changes neither."""
+    done = {}
+
+    def clean(config: str, checksum: str) -> tuple[Path, list]:
+        key = (config[config.index("[datasets.") :], checksum)
+        if key not in done:
+            folder = tmp_path_factory.mktemp("clean")
+            (folder / "etl.toml").write_text(re.sub(r'memory_limit = "\w+"', 'memory_limit = "1GB"', config))
+            run = etl_run(folder)
+            assert run.wait() == 0, run.stderr.read().decode()
+            done[key] = (folder / "data/raw", query(folder / "data/warehouse.duckdb", checksum))
+        return done[key]
+
+    return clean
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", sorted(KILLED))
-def test_kill_9_at_any_moment_then_rerun_equals_an_uninterrupted_run(tmp_path, kind):
+def test_kill_9_at_any_moment_then_rerun_equals_an_uninterrupted_run(tmp_path, kind, clean_runs):
     """SIGKILL `etl run` at random moments; the rerun's outputs equal those of a clean run."""
-    config, rows, checksum = KILLED[kind]
-
-    def project(name):
-        d = tmp_path / name
-        d.mkdir()
-        (d / "etl.toml").write_text(config.format(rows=rows))
-        return d
-
-    def etl_run(cwd):
-        return subprocess.Popen(
-            [sys.executable, "-m", "etl.cli", "--quiet", "run"],
-            cwd=cwd,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-
-    clean = project("clean")
-    assert etl_run(clean).wait() == 0
-    expected = query(clean / "data/warehouse.duckdb", checksum)
-
+    config, checksum = KILLED[kind]
+    raw, expected = clean_runs(config, checksum)
     rng = random.Random(7)
-    killed = project("killed")
-    shutil.copytree(clean / "data/raw", killed / "data/raw")  # the kills land in conversion, not generation
+    killed = tmp_path / "killed"
+    shutil.copytree(raw, killed / "data/raw")  # the kills land in conversion, not generation
+    (killed / "etl.toml").write_text(config)
     for _ in range(5):
         proc = etl_run(killed)
         time.sleep(rng.uniform(0.3, 3.0))
