@@ -1,8 +1,10 @@
 """Generated samples are verified against their manifest each run, and generated again when not intact."""
 
+import time
+
 import duckdb
 
-from etl.samples import MANIFEST
+from etl.samples import MANIFEST, epss, nvd
 
 CONFIG = """
 [datasets.sih]
@@ -47,3 +49,15 @@ def test_an_intact_sample_is_not_generated_again(etl, tmp_path):
     r = etl("run")
     assert r.code == 0 and "generating it again" not in r.err
     assert {p: p.stat().st_mtime_ns for p in before} == before
+
+
+def test_gzipped_samples_are_the_same_bytes_whenever_written(tmp_path):
+    """EPSS files and NVD pages carry no time of writing nor scratch name (gzip's header would)."""
+    for name in ("a", "b"):
+        epss.write_sample(tmp_path / name / "epss", days=2)
+        nvd.write_sample(tmp_path / name / "nvd", pages=2)
+        time.sleep(1.1)  # gzip stamps whole seconds
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*.gz"))
+    assert len(files) == 4
+    for f in files:
+        assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f

@@ -34,8 +34,9 @@ def write_file(path: Path, rows: list[tuple[str, float]], day: dt.date, model: s
     lines = [f"#model_version:{model},score_date:{day.isoformat()}T00:00:00+0000", "cve,epss,percentile"]
     n = len(ranked)
     lines += [f"{c},{e:.5f},{bisect.bisect_right(ranked, e) / n:.5f}" for c, e in rows]
-    with atomic_path(path) as tmp, gzip.open(tmp, "wt", compresslevel=6) as f:
-        f.write("\n".join(lines) + "\n")
+    # mtime 0 and no name: the same file is the same bytes whenever written (gzip.open stamps time and name)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode(), compresslevel=6, mtime=0))
     return path
 
 

@@ -25,7 +25,7 @@ def write_page(path: Path, items: list[dict], start_index: int, total: int, *, h
         "cveChanges" if history else "vulnerabilities": items,
     }
     # json.dumps encodes in C (json.dump in Python, a write at a time): 1.33 -> 0.42 s of CPU for the NVD sample;
-    # level 6 rather than gzip's 9: 0.32 s.
-    with atomic_path(path) as tmp, gzip.open(tmp, "wb", compresslevel=6) as f:
-        f.write(json.dumps(page).encode())
+    # level 6 rather than gzip's 9: 0.32 s. mtime 0 and no name: the same page is the same bytes whenever written.
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(gzip.compress(json.dumps(page).encode(), compresslevel=6, mtime=0))
     return path
