@@ -226,6 +226,29 @@ def test_kill_9_at_any_moment_then_rerun_equals_an_uninterrupted_run(tmp_path, k
     assert _left_running(killed) == []  # no worker outlives its killed run
 
 
+@pytest.mark.slow
+def test_a_worker_killed_fails_the_files_it_held_and_the_rerun_converts_them(tmp_path, clean_runs):
+    config, checksum = KILLED["dbc-workers"]
+    raw, expected = clean_runs(config, checksum)
+    shutil.copytree(raw, tmp_path / "data/raw")
+    (tmp_path / "etl.toml").write_text(config)
+    run = etl_run(tmp_path)
+    deadline = time.monotonic() + 120
+    while not list((tmp_path / "data/parquet/admissions").glob("*.parquet")):  # the workers convert
+        assert run.poll() is None and time.monotonic() < deadline
+        time.sleep(0.02)
+    workers = [p for p in psutil.Process(run.pid).children() if "spawn_main" in " ".join(p.cmdline())]
+    assert len(workers) == 2
+    workers[0].kill()
+    assert run.wait() == 1
+    err = run.stderr.read().decode()
+    assert "a worker process died (killed?)" in err and "RDAM2306.dbc" in err  # each failed file named
+    rerun = etl_run(tmp_path)
+    assert rerun.wait() == 0, rerun.stderr.read().decode()
+    assert query(tmp_path / "data/warehouse.duckdb", checksum) == expected
+    assert _left_running(tmp_path) == []
+
+
 def _left_running(cwd: Path, wait: float = 5.0) -> list[str]:
     """Processes still running in cwd after `wait` seconds (the workers of a killed run check for it twice a
     second)."""

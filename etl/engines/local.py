@@ -15,10 +15,13 @@ from concurrent.futures.process import BrokenProcessPool
 
 from etl.config import Settings
 from etl.engines.tasks import Outcome, Task, run_shipped, run_task
+from etl.errors import EtlError
 from etl.memory import MB, MIN_MEMORY_LIMIT
 from etl.sources import Context
 
 DRIVER_CHECK_SECONDS = 0.5
+# What a task of workers that stopped when one died (killed, out of memory?) reports: its work was not done.
+WORKER_DIED = "a worker process died (killed?) and the work it and the other workers held stopped; run again"
 
 
 def workers(settings: Settings, tasks: int) -> int:
@@ -61,12 +64,11 @@ class LocalEngine:
                 task = pending.pop(future)
                 try:
                     outcome = future.result()
-                except BrokenProcessPool as e:
+                except BrokenProcessPool:
                     # A worker died (killed for memory, …): the files it and the others held fail, not the run;
                     # the next conversion starts new workers.
                     self._pool = None
-                    error = f"the worker process died: {e}"
-                    outcome = Outcome(task, error=error, memory_limit=share.memory_limit)
+                    outcome = Outcome(task, error=WORKER_DIED, memory_limit=share.memory_limit)
                 yield outcome
         finally:
             for future in pending:  # interrupted (Ctrl-C, an error recording an outcome): start nothing more
@@ -75,7 +77,13 @@ class LocalEngine:
     def parallel_map(self, fn: Callable, items: list) -> list:
         """fn over items on the worker processes (as many as a conversion of that many files would have)."""
         n = workers(self.settings, len(items))
-        return list(map(fn, items) if n == 1 else self._workers(n).map(fn, items))
+        if n == 1:
+            return list(map(fn, items))
+        try:
+            return list(self._workers(n).map(fn, items))
+        except BrokenProcessPool:  # as in convert: the step fails, and the next one starts new workers
+            self._pool = None
+            raise EtlError(WORKER_DIED) from None
 
     def _workers(self, n: int) -> ProcessPoolExecutor:
         """The worker processes, started once per run (spawned: this process has threads running) and kept for
