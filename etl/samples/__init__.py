@@ -51,7 +51,9 @@ def ensure(folder: Path, params: dict, generate: Callable[[Path], object], scrat
             name = str(p.relative_to(scratch))
             target = folder / name
             target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(p, target)  # the generators write whole files (fsync'd, atomic): a rename is enough
+            # The generators write whole files (atomic, not fsync'd): a rename is enough, and the manifest, written
+            # last and fsync'd, vouches for them (a file a machine crash cut short fails its check next run).
+            os.replace(p, target)
             manifest[name] = [target.stat().st_size, crc32(target)]
         with atomic_path(folder / MANIFEST) as tmp:
             tmp.write_text(json.dumps({"params": params, "files": manifest}, indent=1))

@@ -114,7 +114,7 @@ def write_sample(path: Path, rows: int = 300_000, seed: int = 20240601) -> Path:
     """Write the sample deterministically, CHUNK_ROWS rows at a time (numpy draws, Polars joins the text); about
     one row in 20,000 is malformed (ragged or mistyped)."""
     rng = np.random.default_rng(seed)
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="latin-1", newline="") as f:
+    with atomic_path(path, durable=False) as tmp, open(tmp, "w", encoding="latin-1", newline="") as f:
         f.write(";".join(HEADER) + "\r\n")
         for first in range(1, rows + 1, CHUNK_ROWS):
             lines = _lines(rng, first, min(CHUNK_ROWS, rows + 1 - first))

@@ -209,7 +209,12 @@ def write_dbc(dbf_path: Path, dbc_path: Path) -> Path:
         hlen = struct.unpack("<H", f.read(10)[8:10])[0]
         f.seek(0)
         header = f.read(hlen)
-    with atomic_path(Path(dbc_path)) as tmp, open(dbf_path, "rb") as src, open(tmp, "wb") as out:
+    # Not durable: etl writes .dbc files only as samples (and for tests), which their manifest vouches for.
+    with (
+        atomic_path(Path(dbc_path), durable=False) as tmp,
+        open(dbf_path, "rb") as src,
+        open(tmp, "wb") as out,
+    ):
         out.write(header + struct.pack("<I", crc32(dbf_path)) + IMPLODE_HEADER)
         src.seek(hlen)
         rest = b""  # bytes short of a group of 8

@@ -635,7 +635,8 @@ def write_dbf(
         offset += length
     hlen = 32 + 32 * len(flds) + 1
     path = Path(path)
-    with atomic_path(path) as tmp, open(tmp, "wb") as out:
+    # Not durable: etl writes DBF files only as samples (and for tests), which their manifest vouches for.
+    with atomic_path(path, durable=False) as tmp, open(tmp, "wb") as out:
         out.write(b"\x00" * hlen)
         count = 0
         # One %-format per record, encoded once: a call per value cost 4x more.
