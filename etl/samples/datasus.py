@@ -920,6 +920,7 @@ class SampleFile:
 
 
 def write_file(f: SampleFile) -> Path:
+    """Write one sample file: its records into a scratch .dbf, compressed into the .dbc."""
     sample = SAMPLES[(f.system, f.group)]
     rng = random.Random(f.seed)
     dbf = f.tmp_dir / f"{f.path.stem}.sample.dbf"
