@@ -37,6 +37,29 @@ def make_dbc(rows: int) -> tuple[Path, Path]:
     return dbf, dbc
 
 
+# The issue's ~140-byte SIH record: the same generator's records, 25 of the RD layout's 46 fields (140 bytes with
+# the deletion flag), in the proportions of the whole: codes, ids, dates as text, counts and amounts.
+NARROW_FIELDS = (
+    "UF_ZI ANO_CMPT MES_CMPT ESPEC N_AIH IDENT CEP MUNIC_RES NASC SEXO UTI_MES_TO QT_DIARIAS PROC_REA VAL_SH VAL_TOT "
+    "DT_INTER DT_SAIDA DIAG_PRINC COBRANCA MUNIC_MOV COD_IDADE IDADE DIAS_PERM CNES RACA_COR"
+).split()
+
+
+def make_narrow_dbf(rows: int) -> Path:
+    """`rows` SIH-like records of NARROW_FIELDS only (140 bytes)."""
+    from etl.samples.datasus import FIELDS, _record
+    from etl.sources.dbf import write_dbf
+
+    dbf = WORK / f"RDSP{rows}n.dbf"
+    if not dbf.exists():
+        WORK.mkdir(parents=True, exist_ok=True)
+        keep = [k for k, f in enumerate(FIELDS) if f[0] in NARROW_FIELDS]
+        rng = random.Random(1)
+        records = (_record(rng, "SP", 2023, 1, i) for i in range(rows))
+        write_dbf(dbf, [FIELDS[k] for k in keep], ([rec[k] for k in keep] for rec in records))
+    return dbf
+
+
 def repeat_dbf(dbf: Path, times: int) -> Path:
     """A DBF holding `dbf`'s records `times` over (a 2 GB file in seconds, where writing one takes minutes)."""
     big = WORK / f"{dbf.stem}x{times}.dbf"
