@@ -39,10 +39,33 @@ def make_dbc(rows: int) -> tuple[Path, Path]:
 
 # The issue's ~140-byte SIH record: the same generator's records, 25 of the RD layout's 46 fields (140 bytes with
 # the deletion flag), in the proportions of the whole: codes, ids, dates as text, counts and amounts.
-NARROW_FIELDS = (
-    "UF_ZI ANO_CMPT MES_CMPT ESPEC N_AIH IDENT CEP MUNIC_RES NASC SEXO UTI_MES_TO QT_DIARIAS PROC_REA VAL_SH VAL_TOT "
-    "DT_INTER DT_SAIDA DIAG_PRINC COBRANCA MUNIC_MOV COD_IDADE IDADE DIAS_PERM CNES RACA_COR"
-).split()
+NARROW_FIELDS = [
+    "UF_ZI",
+    "ANO_CMPT",
+    "MES_CMPT",
+    "ESPEC",
+    "N_AIH",
+    "IDENT",
+    "CEP",
+    "MUNIC_RES",
+    "NASC",
+    "SEXO",
+    "UTI_MES_TO",
+    "QT_DIARIAS",
+    "PROC_REA",
+    "VAL_SH",
+    "VAL_TOT",
+    "DT_INTER",
+    "DT_SAIDA",
+    "DIAG_PRINC",
+    "COBRANCA",
+    "MUNIC_MOV",
+    "COD_IDADE",
+    "IDADE",
+    "DIAS_PERM",
+    "CNES",
+    "RACA_COR",
+]
 
 
 def make_narrow_dbf(rows: int) -> Path:
