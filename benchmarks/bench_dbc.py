@@ -1,9 +1,9 @@
 """DATASUS .dbc -> Parquet: etl against pyreaddbc + dbfread (PySUS's way), each as a whole process, in one run.
 
 Targets: `etl convert dbc` >= 10x pyreaddbc + dbfread; the DBF -> Parquet step >= 20x dbfread's rows/s and (issue
-17) >= 2M records/s for a ~140-byte SIH record (NARROW_FIELDS of the same generator), timed in the process; a 5M-record `.dbf` converted whole-process in
-<= 2.5x the floor, `cat FILE > /dev/null` plus `zstd -1` of the same file (Debian's zstd CLI), measured in turns
-with it; peak RSS < 256 MB at --memory-limit 256MB, a 2 GB DBF included.
+17) >= 2M records/s for a ~140-byte SIH record (NARROW_FIELDS of the same generator), timed in the process; a
+5M-record `.dbf` converted whole-process in <= 2.5x the floor, `cat FILE > /dev/null` plus `zstd -1` of the same file
+(Debian's zstd CLI), measured in turns with it; peak RSS < 256 MB at --memory-limit 256MB, a 2 GB DBF included.
 Rows can be scaled with ETL_BENCH_DBC_ROWS (default 1,000,000) and ETL_BENCH_DBC_FLOOR_ROWS (default 5,000,000; the
 floor's file repeats the records that many times over).
 """
