@@ -78,16 +78,22 @@ class Codes:
         self._place(0)
 
     def _place(self, first: int) -> None:
-        """Put keys[first:] into the table (new keys: a Python loop, but only once per distinct key)."""
+        """Put keys[first:] into the table in vectorised rounds: each key takes its slot if free, the first of
+        the keys wanting one slot winning it; the others walk on a slot. A key only passes occupied slots, so a
+        lookup walking from its home slot finds it. (A Python loop per key cost 37 ms of a file's 9,000 codes.)"""
         mask = len(self._slot_codes) - 1
-        slot_codes = self._slot_codes
-        keys = self.keys[first:]
-        for code, slot in enumerate(self._slots(keys).tolist(), first):
-            while slot_codes[slot] != _EMPTY:
-                slot = (slot + 1) & mask
-            slot_codes[slot] = code
+        codes = np.arange(first, len(self.keys))
+        slots = self._slots(self.keys[first:])
+        while len(codes):
+            free = np.flatnonzero(self._slot_codes[slots] == _EMPTY)
+            taken, winner = np.unique(slots[free], return_index=True)  # the lowest code of each slot
+            placed = free[winner]
+            self._slot_codes[taken] = codes[placed]
             for word, stored in enumerate(self._slot_keys):
-                stored[slot] = self.keys[code, word]
+                stored[taken] = self.keys[codes[placed], word]
+            waiting = np.ones(len(codes), bool)
+            waiting[placed] = False
+            codes, slots = codes[waiting], (slots[waiting] + 1) & mask
 
     def add(self, new: np.ndarray) -> None:
         """Give keys not seen before (distinct rows of `new`) the next codes."""

@@ -159,3 +159,23 @@ def test_row_groups_written_while_the_next_fill_make_one_file_every_reader_reads
     assert counts == [(25_000, 312_487_500, 12_500)]
     assert pl.read_parquet(path)["name"].to_list() == table.column("name").to_pylist()
     assert f.metadata.row_group(3).column(1).statistics is None  # text of three values: no min/max
+
+
+def test_decimals_are_stored_as_integers_and_read_back_as_decimals(tmp_path):
+    from decimal import Decimal
+
+    import duckdb
+
+    amounts = [Decimal("1234.56"), None, Decimal("-0.01"), Decimal("99999999999.99")] * 1000
+    wide = [Decimal("1" * 20 + ".5")] * 4000  # beyond 18 digits: no integer holds it
+    batch = pa.record_batch(
+        {"amount": pa.array(amounts, pa.decimal128(13, 2)), "wide": pa.array(wide, pa.decimal128(22, 1))}
+    )
+    write_parquet([batch], tmp_path / "d.parquet")
+    column = pq.ParquetFile(tmp_path / "d.parquet").metadata.row_group(0).column
+    assert (column(0).physical_type, column(1).physical_type) == ("INT64", "FIXED_LEN_BYTE_ARRAY")
+    table = pq.read_table(tmp_path / "d.parquet")
+    assert table.schema == batch.schema
+    assert table.column("amount").to_pylist() == amounts and table.column("wide").to_pylist() == wide
+    totals = duckdb.sql(f"SELECT sum(amount), count(amount) FROM '{tmp_path / 'd.parquet'}'").fetchall()
+    assert totals == [(Decimal("100000001234.54") * 1000, 3000)]  # DuckDB reads them as the same decimals

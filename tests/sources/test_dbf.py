@@ -120,6 +120,28 @@ def test_wide_numbers(tmp_path, width, decimals, raw, expected):
     assert [r["V"] for r in next(read_batches(tmp_path / "w.dbf")).to_pylist()] == expected
 
 
+@pytest.mark.parametrize(
+    ("width", "decimals", "raw", "expected"),
+    [
+        (16, 2, ["9999999999999.99", "            0.01"], ["9999999999999.99", "0.01"]),
+        (9, 1, ["  12345.6", "        "], ["12345.6", None]),
+        (9, 7, ["1.2345678", " .0000001"], ["1.2345678", "0.0000001"]),
+        (12, 8, ["  1.23456789", "   .00000001"], ["1.23456789", "0.00000001"]),  # general parser
+        (3, 0, ["  7", "123"], ["7", "123"]),
+    ],
+)
+def test_numbers_after_other_fields_read_only_their_own_bytes(tmp_path, width, decimals, raw, expected):
+    """A number is read with the bytes before it (the previous fields, digits here): they must not count."""
+    fields = [("A", "C", 20, 0), ("V", "N", width, decimals), ("B", "C", 2, 0)]
+    write_dbf(
+        tmp_path / "a.dbf",
+        fields,
+        [("98765432109876543210", Decimal(r) if r.strip() else None, "99") for r in raw],
+    )
+    got = [r["V"] for r in next(read_batches(tmp_path / "a.dbf")).to_pylist()]
+    assert got == [(Decimal(e) if decimals else int(e)) if e else None for e in expected]
+
+
 def test_small_batches_cover_every_record(tmp_path):
     records = [
         (f"n{i}", i % 999, i / 4, dt.date(2020, 1, 1) + dt.timedelta(days=i % 900), i % 2 == 0)
