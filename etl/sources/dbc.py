@@ -34,10 +34,13 @@ logger = logging.getLogger(__name__)
 # The child loads pyreaddbc's extension module from its file, in an interpreter started with -I -S: no site (a
 # venv's .pth files, an editable install's finder) and no package __init__ (importlib.metadata). It costs 0.05 s
 # of CPU where `python -c "import pyreaddbc; ..."` costs 0.15 s (whole-process, median of 11), once per file.
+# SIGPIPE as by default (Python ignores it): a child whose reader is gone (a parent killed with -9) dies at its next
+# write, where pyreaddbc would carry on decompressing, ignoring the failed writes.
 DECOMPRESS = """
-import sys
+import signal, sys
 from importlib.machinery import ExtensionFileLoader
 from importlib.util import module_from_spec, spec_from_loader
+signal.signal(signal.SIGPIPE, signal.SIG_DFL)
 loader = ExtensionFileLoader("pyreaddbc._readdbcmodule", sys.argv[1])
 module = module_from_spec(spec_from_loader(loader.name, loader))
 loader.exec_module(module)

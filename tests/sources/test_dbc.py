@@ -136,3 +136,22 @@ def test_ctrl_c_kills_the_decompressor_and_leaves_no_partial_output(tmp_path, ke
     left = [p.name for p in (tmp_path / "out").rglob("*")] if (tmp_path / "out").exists() else []
     assert left == []
     assert not list((tmp_path / "data").rglob("*.dbf*"))
+
+
+def test_a_killed_conversion_leaves_no_decompressor_running(tmp_path):
+    dbc = big_dbc(tmp_path, 400)
+    cmd = [sys.executable, "-m", "etl.cli", "--quiet", "--data-dir", tmp_path / "data"]
+    proc = subprocess.Popen([str(c) for c in [*cmd, "convert", "dbc", dbc, "--out", tmp_path / "out"]])
+    try:
+        deadline = time.monotonic() + 60
+        while not (children := psutil.Process(proc.pid).children()) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        (decompressor,) = children
+        time.sleep(0.3)
+        assert decompressor.is_running()
+        proc.kill()  # no Ctrl-C handler runs: the decompressor finds its reader gone at its next write
+        proc.wait()
+        decompressor.wait(timeout=10)  # psutil.TimeoutExpired if it carries on
+    finally:
+        if proc.poll() is None:
+            proc.kill()
