@@ -101,7 +101,7 @@ class Decompression:
     """
 
     # The child runs this far ahead of the reader (Linux's default pipe holds 64 KiB; 1 MiB is what an unprivileged
-    # process may ask for): it decompresses ~4x faster than a batch is converted.
+    # process may ask for): it decompresses faster than the converter reads, so it waits on the pipe, not the reader.
     PIPE_BYTES = 1 << 20
 
     def __init__(self, dbc_path: Path, copy_to: Path | None = None):
@@ -112,6 +112,7 @@ class Decompression:
         # The CRC covers the DBF as it was compressed; pyreaddbc rewrites the header's last byte (0x00 in
         # some DATASUS files) as 0x0D, so the stored header counts, then the decompressed bytes after it.
         self.crc, self.position = zlib.crc32(self.header), 0
+        self._copy = open(copy_to, "wb") if copy_to is not None else None  # noqa: SIM115 (closed by __exit__)
         self._log = tempfile.TemporaryFile()  # noqa: SIM115 (closed by __exit__, as the child is waited for)
         read_end, write_end = os.pipe()
         try:
@@ -129,11 +130,12 @@ class Decompression:
         except BaseException:
             os.close(read_end)
             self._log.close()
+            if self._copy is not None:
+                self._copy.close()
             raise
         finally:
             os.close(write_end)
         self._pipe = open(read_end, "rb", buffering=0)  # noqa: SIM115 (closed by __exit__)
-        self._copy = open(copy_to, "wb") if copy_to is not None else None  # noqa: SIM115 (closed by __exit__)
 
     def __enter__(self) -> Decompression:
         return self
