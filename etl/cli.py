@@ -7,18 +7,24 @@ import dataclasses
 import itertools
 import json
 import logging
+import os
 import sys
 import typing
 from pathlib import Path
 from typing import Any
 
-from etl import __version__, query_cli
-from etl.config import Config, build_options, load_config
-from etl.datasus import cli as datasus_cli
-from etl.errors import EtlError
-from etl.kinds import KINDS, command_options, get_source
-from etl.memory import check_budget, parse_size
-from etl.progress import logging_through_bars
+# numpy's OpenBLAS starts a thread per core as numpy is imported, ~40 ms of CPU in a small `etl convert dbc` here;
+# no etl command does linear algebra. Read at that import, so set before any module imports numpy; a user's own
+# setting wins. (Here and not in etl/__init__.py: a notebook importing etl keeps its BLAS threads.)
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+from etl import __version__, query_cli  # noqa: E402
+from etl.config import Config, build_options, load_config  # noqa: E402
+from etl.datasus import cli as datasus_cli  # noqa: E402
+from etl.errors import EtlError  # noqa: E402
+from etl.kinds import KINDS, command_options, get_source  # noqa: E402
+from etl.memory import check_budget, parse_size  # noqa: E402
+from etl.progress import logging_through_bars  # noqa: E402
 
 logger = logging.getLogger("etl")
 

@@ -1,33 +1,32 @@
 """DATASUS `.dbc` files: a DBF header, the CRC-32 of the whole DBF, then its records PKWare-imploded.
 
 Decompression uses pyreaddbc (AGPL-3.0), the fastest decompressor measured here (~300 MB/s). It prints errors
-instead of raising and can crash on corrupt input, so it runs in a child process, and the DBF it writes is
-converted as it grows: decompression and conversion overlap on two cores. The output is verified as it is
-read (size = header + records x record length, + an optional 0x1A; CRC-32 as stored) before the Parquet is
-committed.
+instead of raising and can crash on corrupt input, so it runs in a child process that writes the DBF into a
+pipe, converted as it comes: decompression and conversion overlap on two cores, and no decompressed copy is
+written to disk. The output is verified as it is read (size = header + records x record length, + an optional
+0x1A; CRC-32 as stored) before the Parquet is committed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import functools
 import importlib.machinery
 import importlib.util
 import logging
+import os
 import struct
 import subprocess
 import sys
 import tempfile
-import time
 import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
 
 from etl.config import Dataset
 from etl.errors import ConversionError, SourceError
-from etl.files import atomic_path, crc32, tmp_path
+from etl.files import atomic_path, crc32
 from etl.sources import Context, ConvertResult
 
 logger = logging.getLogger(__name__)
@@ -35,10 +34,13 @@ logger = logging.getLogger(__name__)
 # The child loads pyreaddbc's extension module from its file, in an interpreter started with -I -S: no site (a
 # venv's .pth files, an editable install's finder) and no package __init__ (importlib.metadata). It costs 0.05 s
 # of CPU where `python -c "import pyreaddbc; ..."` costs 0.15 s (whole-process, median of 11), once per file.
+# SIGPIPE as by default (Python ignores it): a child whose reader is gone (a parent killed with -9) dies at its next
+# write, where pyreaddbc would carry on decompressing, ignoring the failed writes.
 DECOMPRESS = """
-import sys
+import signal, sys
 from importlib.machinery import ExtensionFileLoader
 from importlib.util import module_from_spec, spec_from_loader
+signal.signal(signal.SIGPIPE, signal.SIG_DFL)
 loader = ExtensionFileLoader("pyreaddbc._readdbcmodule", sys.argv[1])
 module = module_from_spec(spec_from_loader(loader.name, loader))
 loader.exec_module(module)
@@ -89,31 +91,51 @@ def dbc_header(path: Path) -> tuple[bytes, int]:
 
 
 class Decompression:
-    """pyreaddbc decompressing a .dbc into a .dbf in a child process, read while it is being written.
+    """pyreaddbc decompressing a .dbc in a child process that writes the DBF into a pipe, read as it comes.
 
     `read(n)` returns the DBF's next n bytes as soon as the child has written them, so conversion overlaps
-    decompression; the CRC-32 of what was read is kept, so `verify()` needs no second pass over the file.
-    A child that fails or stops short is an error naming the .dbc, raised by `read` or `verify`.
+    decompression, and no decompressed copy is written to disk (a 20M-record SIH file is 4.7 GB of DBF); the
+    CRC-32 of what was read is kept, so `verify()` needs no second pass. With `copy_to`, what is read is also
+    written to that file (`--keep-dbf`, `dbc_to_dbf`). A child that fails or stops short is an error naming the
+    .dbc, raised by `read` or `verify`.
     """
 
-    POLL_SECONDS = 0.002
+    # The child runs this far ahead of the reader (Linux's default pipe holds 64 KiB; 1 MiB is what an unprivileged
+    # process may ask for): it decompresses faster than the converter reads, so it waits on the pipe, not the reader.
+    PIPE_BYTES = 1 << 20
 
-    def __init__(self, dbc_path: Path, dbf_path: Path):
-        self.dbc_path, self.dbf_path = Path(dbc_path), Path(dbf_path)
+    def __init__(self, dbc_path: Path, copy_to: Path | None = None):
+        self.dbc_path = Path(dbc_path)
         self.header, self.stored_crc = dbc_header(self.dbc_path)
         records, hlen, reclen = struct.unpack("<IHH", self.header[4:12])
         self.records, self.record_length, self.expected = records, reclen, hlen + records * reclen
         # The CRC covers the DBF as it was compressed; pyreaddbc rewrites the header's last byte (0x00 in
         # some DATASUS files) as 0x0D, so the stored header counts, then the decompressed bytes after it.
         self.crc, self.position = zlib.crc32(self.header), 0
-        self.dbf_path.parent.mkdir(parents=True, exist_ok=True)
-        self.dbf_path.unlink(missing_ok=True)
+        self._copy = open(copy_to, "wb") if copy_to is not None else None  # noqa: SIM115 (closed by __exit__)
         self._log = tempfile.TemporaryFile()  # noqa: SIM115 (closed by __exit__, as the child is waited for)
-        child = [sys.executable, "-I", "-S", "-c", DECOMPRESS, decompressor()]
-        self._proc = subprocess.Popen(
-            [*child, str(self.dbc_path), str(self.dbf_path)], stdout=self._log, stderr=subprocess.STDOUT
-        )
-        self._file: BinaryIO | None = None
+        read_end, write_end = os.pipe()
+        try:
+            with contextlib.suppress(OSError, AttributeError):  # a smaller pipe only costs more switches
+                fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, self.PIPE_BYTES)
+            # The child writes to its inherited end by name (its stdout carries pyreaddbc's messages); the
+            # parent's copy is closed, so the pipe ends (EOF) when the child does.
+            child = [sys.executable, "-I", "-S", "-c", DECOMPRESS, decompressor()]
+            self._proc = subprocess.Popen(
+                [*child, str(self.dbc_path), f"/dev/fd/{write_end}"],
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+                pass_fds=(write_end,),
+            )
+        except BaseException:
+            os.close(read_end)
+            self._log.close()
+            if self._copy is not None:
+                self._copy.close()
+            raise
+        finally:
+            os.close(write_end)
+        self._pipe = open(read_end, "rb", buffering=0)  # noqa: SIM115 (closed by __exit__)
 
     def __enter__(self) -> Decompression:
         return self
@@ -122,44 +144,41 @@ class Decompression:
         if self._proc.poll() is None:
             self._proc.kill()
         self._proc.wait()
-        if self._file is not None:
-            self._file.close()
+        self._pipe.close()
+        if self._copy is not None:
+            self._copy.close()
         self._log.close()
 
-    def read(self, n: int) -> bytes:
-        """The next n bytes, fewer only at the end of a complete DBF (a short DBF is an error)."""
-        parts, got = [], 0
-        while got < n:
-            finished = self._proc.poll() is not None  # checked first: what it wrote before is on disk
-            f = self._opened()
-            chunk = f.read(n - got) if f else b""
-            if chunk:
-                parts.append(chunk)
-                got += len(chunk)
-            elif not finished:
-                time.sleep(self.POLL_SECONDS)
-            elif self._proc.returncode != 0 or self.position + got < self.expected:
-                raise self._failure()
-            else:
-                break
-        data = b"".join(parts)
-        skip = max(0, min(len(data), len(self.header) - self.position))
-        self.crc = zlib.crc32(memoryview(data)[skip:], self.crc)
-        self.position += len(data)
-        return data
-
     def readinto(self, buffer: memoryview) -> int:
-        """read(), into `buffer`: the number of bytes read, fewer only at the end of a complete DBF."""
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
+        """The next bytes into `buffer`: their number, fewer only at the end of a complete DBF (a short DBF, or a
+        child that failed, is an error)."""
+        buffer = memoryview(buffer).cast("B")
+        got = 0
+        while got < len(buffer):
+            n = self._pipe.readinto(buffer[got:])
+            if not n:  # every write end closed: the child has exited
+                break
+            got += n
+        data = buffer[:got]
+        skip = max(0, min(got, len(self.header) - self.position))
+        self.crc = zlib.crc32(data[skip:], self.crc)
+        self.position += got
+        if self._copy is not None:
+            self._copy.write(data)
+        if got < len(buffer) and (self._proc.wait() != 0 or self.position < self.expected):
+            raise self._failure()
+        return got
+
+    def read(self, n: int) -> bytes:
+        """readinto(), as bytes."""
+        buffer = bytearray(n)
+        del buffer[self.readinto(memoryview(buffer)) :]
+        return bytes(buffer)
 
     def verify(self) -> None:
-        """Wait for the child, read what is left (an end byte), and check the size and the CRC-32."""
-        self._proc.wait()
-        if self._proc.returncode != 0:
-            raise self._failure()
-        while self.read(1 << 20):  # an end byte, or all of it when nothing was read
+        """Read what is left (an end byte, or all of it when nothing was read), then check the size and the CRC-32."""
+        rest = memoryview(bytearray(1 << 20))
+        while self.readinto(rest) == len(rest):
             pass
         if self.position not in (self.expected, self.expected + 1):
             raise self._failure()
@@ -170,11 +189,6 @@ class Decompression:
                 hint="The .dbc is corrupt: fetch it again",
             )
 
-    def _opened(self) -> BinaryIO | None:
-        if self._file is None and self.dbf_path.exists():
-            self._file = open(self.dbf_path, "rb")  # noqa: SIM115 (closed by __exit__)
-        return self._file
-
     def _failure(self) -> ConversionError:
         code = self._proc.wait()
         if code != 0:
@@ -184,9 +198,8 @@ class Decompression:
                 f"decompression failed (exit {code}){': ' + detail[-1] if detail else ''}",
                 file=str(self.dbc_path),
             )
-        size = self.dbf_path.stat().st_size if self.dbf_path.exists() else 0
         return ConversionError(
-            f"decompressed to {size} bytes, the header declares {self.expected} "
+            f"decompressed to {self.position} bytes, the header declares {self.expected} "
             f"({self.records} records of {self.record_length})",
             file=str(self.dbc_path),
             hint="The .dbc is truncated or corrupt: fetch it again",
@@ -195,7 +208,7 @@ class Decompression:
 
 def dbc_to_dbf(dbc_path: Path, dbf_path: Path) -> Path:
     """Decompress a .dbc into a verified .dbf (written under a temporary name, then renamed)."""
-    with atomic_path(Path(dbf_path)) as tmp, Decompression(dbc_path, tmp) as dbc:
+    with atomic_path(Path(dbf_path)) as tmp, Decompression(dbc_path, copy_to=tmp) as dbc:
         dbc.verify()
     return Path(dbf_path)
 
@@ -269,30 +282,20 @@ def convert_dbc(
     keep_dbf: bool = False,
 ) -> ConvertResult:
     """Convert the DBF while the child decompresses it; the Parquet is committed once the DBF is verified."""
-    if keep_dbf:
-        dbf = atomic_path(out_dir / f"{ctx.output_stem(path, path.stem)}.dbf")
-    else:  # scratch, named so that a run after a crash sweeps it away
-        dbf = _scratch(tmp_path(ctx.settings.tmp_dir / f"{path.stem}.dbf"))
-    with dbf as target, Decompression(path, target) as stream:
+    stem = ctx.output_stem(path, path.stem)
+    kept = atomic_path(out_dir / f"{stem}.dbf") if keep_dbf else contextlib.nullcontext()
+    with kept as copy_to, Decompression(path, copy_to) as stream:
         # Imported once the child is decompressing: numpy's and pyarrow's imports overlap its start-up.
         from etl.sources.dbf import convert_dbf
 
         return convert_dbf(
-            target,
+            path,
             out_dir,
             ctx,
             encoding=encoding,
             column_encodings=column_encodings,
             source_name=ctx.source_name(path),
-            stem=ctx.output_stem(path, path.stem),
+            stem=stem,
             stream=stream,
             check=stream.verify,
         )
-
-
-@contextlib.contextmanager
-def _scratch(path: Path) -> Iterator[Path]:
-    try:
-        yield path
-    finally:
-        path.unlink(missing_ok=True)

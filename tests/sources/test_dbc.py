@@ -1,7 +1,13 @@
 import datetime as dt
 import json
+import signal
 import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
 
+import psutil
 import pyarrow.parquet as pq
 import pytest
 
@@ -79,3 +85,73 @@ def test_cli_convert_dbc_goes_on_after_a_bad_file(etl, tmp_path, dbc, how, messa
     assert table.column("_source_file")[0].as_py() == "RDSP2303.dbc"
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["RDSP2303.parquet"]
     assert not list((tmp_path / "data").rglob("*.dbf"))
+
+
+def test_keep_dbf_keeps_the_decompressed_dbf_beside_the_parquet(etl, tmp_path, dbc):
+    r = etl("convert", "dbc", dbc, "--out", "out", "--keep-dbf")
+    assert r.code == 0, r.err
+    assert (tmp_path / "out/RDSP2303.dbf").read_bytes() == (tmp_path / "RDSP2303.dbf").read_bytes()
+    assert pq.read_table(tmp_path / "out/RDSP2303.parquet").num_rows == 3000
+    assert not list((tmp_path / "data").rglob("*.dbf*"))  # the DBF streams through a pipe: no scratch copy
+
+
+def big_dbc(tmp_path, times: int) -> Path:
+    """A .dbc of 3,000 x `times` records (the fixture's records repeated: writing distinct ones is slow)."""
+    records = [(f"{i:013d}", "355030", dt.date(2023, 3, 1 + i % 28), i / 4) for i in range(3000)]
+    small = write_dbf(tmp_path / "small.dbf", FIELDS, records)
+    raw = small.read_bytes()
+    hlen, reclen = struct.unpack("<HH", raw[8:12])
+    body = raw[hlen : hlen + 3000 * reclen]
+    big = tmp_path / "RDSP2304.dbf"
+    with open(big, "wb") as f:
+        f.write(raw[:4] + struct.pack("<I", 3000 * times) + raw[8:hlen])
+        for _ in range(times):
+            f.write(body)
+        f.write(b"\x1a")
+    return write_dbc(big, tmp_path / "RDSP2304.dbc")
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_ctrl_c_kills_the_decompressor_and_leaves_no_partial_output(tmp_path, keep):
+    dbc = big_dbc(tmp_path, 400)  # 1.2M records: seconds of conversion, the decompressor running throughout
+    cmd = [sys.executable, "-m", "etl.cli", "--quiet", "--data-dir", tmp_path / "data"]
+    cmd += ["convert", "dbc", dbc, "--out", tmp_path / "out", *(["--keep-dbf"] if keep else [])]
+    proc = subprocess.Popen([str(c) for c in cmd], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (children := psutil.Process(proc.pid).children()) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert children, "the decompressor never started"
+        (decompressor,) = children
+        time.sleep(0.3)  # into the conversion: the parent reads what the child writes
+        assert decompressor.is_running()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "interrupted" in err
+    assert not psutil.pid_exists(decompressor.pid) or decompressor.status() == psutil.STATUS_ZOMBIE
+    left = [p.name for p in (tmp_path / "out").rglob("*")] if (tmp_path / "out").exists() else []
+    assert left == []
+    assert not list((tmp_path / "data").rglob("*.dbf*"))
+
+
+def test_a_killed_conversion_leaves_no_decompressor_running(tmp_path):
+    dbc = big_dbc(tmp_path, 400)
+    cmd = [sys.executable, "-m", "etl.cli", "--quiet", "--data-dir", tmp_path / "data"]
+    proc = subprocess.Popen([str(c) for c in [*cmd, "convert", "dbc", dbc, "--out", tmp_path / "out"]])
+    try:
+        deadline = time.monotonic() + 60
+        while not (children := psutil.Process(proc.pid).children()) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        (decompressor,) = children
+        time.sleep(0.3)
+        assert decompressor.is_running()
+        proc.kill()  # no Ctrl-C handler runs: the decompressor finds its reader gone at its next write
+        proc.wait()
+        decompressor.wait(timeout=10)  # psutil.TimeoutExpired if it carries on
+    finally:
+        if proc.poll() is None:
+            proc.kill()
