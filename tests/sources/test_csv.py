@@ -177,3 +177,22 @@ def test_a_bad_row_late_in_a_clean_file_is_rejected_with_its_line(etl, tmp_path,
     ).fetchall()
     assert rejects == [(3000, reason, bad)]
     assert rows(tmp_path / "out/late.parquet")[-1] == (3000, "x3000", 6000, 2999)
+
+
+@pytest.mark.parametrize(("strays", "typ"), [(10, "int64"), (11, "string")])
+def test_strays_at_the_top_are_weighed_against_the_whole_sample(etl, tmp_path, strays, typ):
+    """The first values only rule out a type that the whole sample could not give: 10 stray values in 10,000 are
+    within the 0.1% tolerance, even when all of them come first; 11 are not, and the column stays text."""
+    lines = ["id;qty"] + [f"{i};{'n/a' if i <= strays else i % 7}" for i in range(1, 10_001)]
+    write(tmp_path / "top.csv", "\n".join(lines) + "\n")
+    r = etl("--json", "convert", "csv", tmp_path / "top.csv", "--out", "out")
+    assert r.code == 0, r.err
+    assert str(pq.read_schema(tmp_path / "out/top.parquet").field("qty").type) == typ
+    if typ == "int64":
+        assert '"rows": 9990' in r.out and f'"rejected": {strays}' in r.out
+        rejects = duckdb.sql(f"SELECT line, raw FROM '{tmp_path}/out/_rejects/top.parquet' ORDER BY line")
+        assert rejects.fetchall() == [(i + 1, f"{i};n/a") for i in range(1, strays + 1)]
+        assert rows(tmp_path / "out/top.parquet")[0] == (11, 4, 1)
+    else:
+        assert '"rows": 10000' in r.out and '"rejected": 0' in r.out
+        assert rows(tmp_path / "out/top.parquet")[0] == (1, "n/a", 1)
