@@ -8,6 +8,7 @@ import datetime as dt
 import gzip
 import math
 import random
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from etl.files import atomic_path
@@ -40,22 +41,28 @@ def write_file(path: Path, rows: list[tuple[str, float]], day: dt.date, model: s
     return path
 
 
-def write_sample(folder: Path, days: int = 8, cves: int = 3000) -> list[Path]:
-    """`days` daily files up to LAST_DAY (existing ones are kept)."""
+def write_sample(
+    folder: Path, days: int = 8, cves: int = 3000, parallel_map: Callable[[Callable, list], Iterable] = map
+) -> list[Path]:
+    """`days` daily files up to LAST_DAY (existing ones are kept); `parallel_map` (a Context's) may write them on
+    the engine's worker processes: each day's scores depend on the day alone."""
     folder = Path(folder)
-    ids = None
-    paths = []
+    paths, missing = [], []
     for d in range(days):
         day = LAST_DAY - dt.timedelta(days=days - 1 - d)
         path = folder / f"epss_scores-{day.isoformat()}.csv.gz"
         paths.append(path)
-        if path.exists():
-            continue
-        if ids is None:
-            ids = [
-                (i, c["cve"]["id"])
-                for i in range(cves)
-                if (c := make_cve(i))["cve"]["vulnStatus"] != "Rejected"
-            ]
-        write_file(path, scores(ids, d, days), day)
+        if not path.exists():
+            missing.append((path, day, d, days))
+    if missing:
+        ids = [
+            (i, c["cve"]["id"]) for i in range(cves) if (c := make_cve(i))["cve"]["vulnStatus"] != "Rejected"
+        ]
+        for _ in parallel_map(_write_day, [(ids, *m) for m in missing]):
+            pass
     return paths
+
+
+def _write_day(job: tuple[list[tuple[int, str]], Path, dt.date, int, int]) -> Path:
+    ids, path, day, d, days = job
+    return write_file(path, scores(ids, d, days), day)

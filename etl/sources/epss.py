@@ -91,7 +91,7 @@ def acquire(dataset: Dataset, raw_dir: Path, ctx: Context) -> list[Path]:
     if opts.sample:
         from etl.samples.epss import write_sample
 
-        return write_sample(raw_dir, days=opts.sample_days)
+        return write_sample(raw_dir, days=opts.sample_days, parallel_map=ctx.parallel_map)
     from etl.download import download
 
     files, failures = [], []
