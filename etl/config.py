@@ -45,6 +45,10 @@ class Settings:
         return self.data_dir / "parquet"
 
     @property
+    def marts_dir(self) -> Path:
+        return self.data_dir / "marts"
+
+    @property
     def warehouse(self) -> Path:
         return self.data_dir / "warehouse.duckdb"
 

@@ -98,12 +98,13 @@ def checksum(path: Path) -> str:
     return f"crc32:{crc32(path):08x}"
 
 
-def remove_partials(root: Path) -> list[Path]:
-    """Delete temporary files (and scratch folders) that interrupted runs left under root, never a live process's;
-    return them."""
+def remove_partials(root: Path, *, recursive: bool = True) -> list[Path]:
+    """Delete temporary files (and scratch folders) that interrupted runs left under root (in root alone, not
+    `recursive`), never a live process's; return them."""
     removed = []
     if Path(root).exists():
-        for p in list(Path(root).rglob(f"*{TMP_SUFFIX}")):
+        pattern = f"*{TMP_SUFFIX}"
+        for p in list(Path(root).rglob(pattern) if recursive else Path(root).glob(pattern)):
             # a live query's spill directory (data/tmp/query.<pid>-….tmp/) holds DuckDB's own *.tmp files
             if not p.exists() or owner_alive(p) or any(owner_alive(d) for d in p.parents):
                 continue
@@ -111,6 +112,8 @@ def remove_partials(root: Path) -> list[Path]:
                 shutil.rmtree(p, ignore_errors=True)
             else:
                 p.unlink(missing_ok=True)
+                # the write-ahead log of a DuckDB database built under the temporary name (the warehouse)
+                p.with_name(f"{p.name}.wal").unlink(missing_ok=True)
             removed.append(p)
     return removed
 

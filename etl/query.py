@@ -77,7 +77,7 @@ def readable_paths(settings: Settings, allow: list[Path]) -> tuple[list[str], li
 
     dirs = [
         settings.parquet_dir,
-        settings.data_dir / "marts",
+        settings.marts_dir,
         REFERENCE_DIR,
         *(p for p in allow if p.is_dir()),
     ]

@@ -103,7 +103,7 @@ class TransformFailures(LoadError):
 
 
 def marts_dir(settings: Settings, schema: str) -> Path:
-    return settings.data_dir / "marts" / schema
+    return settings.marts_dir / schema
 
 
 def run_transform(

@@ -263,6 +263,27 @@ def _left_running(cwd: Path, wait: float = 5.0) -> list[str]:
         time.sleep(0.2)
 
 
+def test_a_warehouse_or_mart_left_half_built_by_a_killed_run_is_removed_by_the_next(etl, project):
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    dead = int(gone.stdout)
+    data = project / "data"
+    (data / "marts/deaths").mkdir(parents=True)
+    partials = [
+        data / f"warehouse.duckdb.{dead}-0123abcd.tmp",
+        data / f"warehouse.duckdb.{dead}-0123abcd.tmp.wal",  # DuckDB's log of the database being built
+        data / f"marts/deaths/por_mes.parquet.{dead}-4567cdef.tmp",
+    ]
+    for p in partials:
+        p.write_bytes(b"left by a killed run")
+    r = etl("run")
+    assert r.code == 0, r.err
+    assert [p for p in partials if p.exists()] == []
+    assert f"warehouse.duckdb.{dead}-0123abcd.tmp left by an interrupted run" in r.err
+    assert (data / "warehouse.duckdb").is_file()
+
+
 def test_ctrl_c_is_recorded_as_interrupted_and_the_rerun_completes(etl, project, monkeypatch):
     from etl.sources import csv
 
