@@ -98,13 +98,12 @@ def checksum(path: Path) -> str:
     return f"crc32:{crc32(path):08x}"
 
 
-def remove_partials(root: Path, *, recursive: bool = True) -> list[Path]:
-    """Delete temporary files (and scratch folders) that interrupted runs left under root (in root alone, not
-    `recursive`), never a live process's; return them."""
+def remove_partials(root: Path) -> list[Path]:
+    """Delete temporary files (and scratch folders) that interrupted runs left under root, never a live process's;
+    return them."""
     removed = []
     if Path(root).exists():
-        pattern = f"*{TMP_SUFFIX}"
-        for p in list(Path(root).rglob(pattern) if recursive else Path(root).glob(pattern)):
+        for p in list(Path(root).rglob(f"*{TMP_SUFFIX}")):
             # a live query's spill directory (data/tmp/query.<pid>-….tmp/) holds DuckDB's own *.tmp files
             if not p.exists() or owner_alive(p) or any(owner_alive(d) for d in p.parents):
                 continue

@@ -167,11 +167,8 @@ class Pipeline:
 
     def _start(self, command: str) -> Summary:
         settings = self.settings
-        leftovers = remove_partials(settings.data_dir, recursive=False)  # a warehouse that was being built
-        for folder in (settings.raw_dir, settings.parquet_dir, settings.reports_dir, settings.tmp_dir,
-                       settings.marts_dir):  # fmt: skip
-            leftovers += remove_partials(folder)
-        for leftover in leftovers:
+        # raw files, Parquet, reports, scratch, marts and a warehouse that were being written
+        for leftover in remove_partials(settings.data_dir):
             logger.info("removed %s left by an interrupted run", leftover)
         summary = Summary(command=command, memory_limit_mb=round(self.settings.memory_limit / MB, 1))
         summary.run_id = self.state.start_run(command)

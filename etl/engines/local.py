@@ -17,7 +17,7 @@ from etl.config import Settings
 from etl.engines.tasks import Outcome, Task, run_shipped, run_task
 from etl.errors import EtlError
 from etl.memory import MB, MIN_MEMORY_LIMIT
-from etl.sources import Context
+from etl.sources import Context, map_here
 
 DRIVER_CHECK_SECONDS = 0.5
 # What a task of workers that stopped when one died (killed, out of memory?) reports: its work was not done.
@@ -78,7 +78,7 @@ class LocalEngine:
         """fn over items on the worker processes (as many as a conversion of that many files would have)."""
         n = workers(self.settings, len(items))
         if n == 1:
-            return list(map(fn, items))
+            return map_here(fn, items)
         try:
             return list(self._workers(n).map(fn, items))
         except BrokenProcessPool:  # as in convert: the step fails, and the next one starts new workers

@@ -22,7 +22,7 @@ import socket
 import statistics
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from functools import partial
@@ -34,7 +34,7 @@ from etl.engines.tasks import Outcome, Task, run_shipped
 from etl.errors import ConfigError, EtlError, LoadError
 from etl.files import owner_alive, replace_folder, tmp_path
 from etl.memory import MB
-from etl.sources import SINGLE_TABLE, Context
+from etl.sources import SINGLE_TABLE, Context, map_here
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -169,9 +169,8 @@ class SparkEngine:
     def end_conversions(self) -> None:
         """Nothing to release: the session runs the transforms next."""
 
-    def parallel_map(self, fn: Callable, items: list) -> list:
-        """In the driver's process: samples are generated where the run starts, then converted on executors."""
-        return list(map(fn, items))
+    # In the driver's process: samples are generated where the run starts, then converted on executors.
+    parallel_map = staticmethod(map_here)
 
     def close(self) -> None:
         if self._spark is not None and self._owned:

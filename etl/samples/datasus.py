@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from etl.sources import map_here
 from etl.sources.dbc import write_dbc
 from etl.sources.dbf import write_dbf
 
@@ -875,7 +876,7 @@ def write_sample(
     group: str = "RD",
     rows: int | None = None,
     seed: int = 2023,
-    parallel_map: Callable[[Callable, list], Iterable] = map,
+    parallel_map: Callable[[Callable, list], list] = map_here,
 ) -> list[Path]:
     """Write the missing sample files of a system's group into raw_dir (scratch .dbf in tmp_dir); return them all.
 
@@ -899,8 +900,7 @@ def write_sample(
             logger.info("generating the sample %s (%s records, once)", path.name, f"{count:,}")
             missing.append(SampleFile(system, group, f"{system}{group}{seed + n}", state, year, month, count, path,
                                       Path(tmp_dir)))  # fmt: skip
-    for _ in parallel_map(write_file, missing):
-        pass
+    parallel_map(write_file, missing)
     return paths
 
 

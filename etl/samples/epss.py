@@ -8,11 +8,12 @@ import datetime as dt
 import gzip
 import math
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 
 from etl.files import atomic_path
 from etl.samples.nvd import make_cve
+from etl.sources import map_here
 
 MODEL = "v2025.03.14"
 LAST_DAY = dt.date(2026, 11, 1)
@@ -42,7 +43,7 @@ def write_file(path: Path, rows: list[tuple[str, float]], day: dt.date, model: s
 
 
 def write_sample(
-    folder: Path, days: int = 8, cves: int = 3000, parallel_map: Callable[[Callable, list], Iterable] = map
+    folder: Path, days: int = 8, cves: int = 3000, parallel_map: Callable[[Callable, list], list] = map_here
 ) -> list[Path]:
     """`days` daily files up to LAST_DAY (existing ones are kept); `parallel_map` (a Context's) may write them on
     the engine's worker processes: each day's scores depend on the day alone."""
@@ -58,8 +59,7 @@ def write_sample(
         ids = [
             (i, c["cve"]["id"]) for i in range(cves) if (c := make_cve(i))["cve"]["vulnStatus"] != "Rejected"
         ]
-        for _ in parallel_map(_write_day, [(ids, *m) for m in missing]):
-            pass
+        parallel_map(_write_day, [(ids, *m) for m in missing])
     return paths
 
 

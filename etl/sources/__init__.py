@@ -26,7 +26,7 @@ A source module (etl/sources/<kind>.py, registered in etl.kinds.KINDS) provides:
 from __future__ import annotations
 
 import glob
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -44,6 +44,11 @@ if TYPE_CHECKING:
 SINGLE_TABLE = "records"
 
 
+def map_here(fn: Callable, items: list) -> list:
+    """fn over items in this process: a Context's parallel_map where no engine gives one (and Spark's)."""
+    return [fn(item) for item in items]
+
+
 @dataclass
 class Context:
     """What a stage needs besides its inputs: settings, where relative paths start, progress reporting."""
@@ -56,7 +61,7 @@ class Context:
     stems: dict[Path, str] = field(default_factory=dict)
     # `fn` over items, on the engine's worker processes where it has them (fn and items picklable); for
     # acquire's CPU-bound work such as generating sample files.
-    parallel_map: Callable[[Callable, list], Iterable] = map
+    parallel_map: Callable[[Callable, list], list] = map_here
 
     def name_inputs(self, paths: list[Path], source: ModuleType) -> None:
         """Give the inputs of one dataset (or one `etl convert`) distinct output names, before converting them."""

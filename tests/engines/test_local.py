@@ -13,6 +13,7 @@ from etl.config import Settings
 from etl.engines.local import LocalEngine
 from etl.memory import MB
 from etl.samples.datasus import write_sample
+from etl.sources import map_here
 from tests.conftest import etl  # noqa: F401 (the fixture)
 from tests.engines.conftest import good_files_and_a_bad_one
 
@@ -82,7 +83,7 @@ def test_a_bad_file_fails_alone_on_a_worker_and_is_named(tmp_path, etl):  # noqa
 def test_sample_files_written_on_two_workers_are_those_one_process_writes(tmp_path):
     engine = LocalEngine(Settings(data_dir=tmp_path, memory_limit=1024 * MB, threads=2))
     try:
-        for name, parallel_map in (("one", map), ("two", engine.parallel_map)):
+        for name, parallel_map in (("one", map_here), ("two", engine.parallel_map)):
             (tmp_path / name).mkdir()
             write_sample(tmp_path / name, tmp_path, "SIM", "DO", rows=2000, parallel_map=parallel_map)
         pids = {p.pid for p in engine._pool._processes.values()}
