@@ -9,6 +9,8 @@ RUN_EXTRAS := postgres,stat,report
 EXTRAS := $(RUN_EXTRAS),dev,spark
 RUN_STAMP := $(VENV)/.installed-run
 STAMP := $(VENV)/.installed
+# Jupyter, for `make notebooks` only.
+EXPLORE_STAMP := $(VENV)/.explore-installed
 # Jupyter listens here; JUPYTER_IP=0.0.0.0 to reach it from outside a container.
 JUPYTER_IP ?= 127.0.0.1
 

@@ -67,6 +67,19 @@ def test_make_etl_runs_the_pipeline(etl, project):
     assert (project / "data/warehouse.duckdb").exists()
 
 
+def test_make_notebooks_installs_jupyter_before_starting_it():
+    """`make notebooks` on a fresh clone: the explore extra (Jupyter) is installed, then Jupyter Lab starts."""
+    r = subprocess.run(
+        ["make", "-n", "-B", "--no-print-directory", "-C", str(MAKEFILE.parent), "notebooks"],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    install = next(i for i, line in enumerate(lines) if "uv pip install" in line and "explore]" in line)
+    assert "jupyter lab" in lines[-1] and install < len(lines) - 1
+
+
 def test_second_run_skips_and_force_redoes(etl, project):
     assert etl("run").code == 0
     second = json.loads(etl("--json", "run").out)
