@@ -219,6 +219,7 @@ def floor(dbf: Path, rows: int, out: Path, m: list[Measure]) -> list[str]:
 
 def main() -> None:
     rows = int(os.environ.get("ETL_BENCH_DBC_ROWS", 1_000_000))
+    load_before = os.getloadavg()[0]
     dbf, dbc = make_dbc(rows)
     out = WORK / "dbc_out"
     shutil.rmtree(out, ignore_errors=True)
@@ -290,6 +291,10 @@ def main() -> None:
         f"process running meanwhile, adds ~16 MB), {etl_dbf.peak_rss_mb:.0f} MB (dbf), "
         f"{m[-1].peak_rss_mb:.0f} MB for the {times * rows:,}-record DBF (target < 256 MB).",
         *floor_notes,
+        # The machine's 2 cores are shared: when other work takes one, the step's two threads (reader, Parquet
+        # writer) run in turns and its wall comes near its CPU seconds.
+        f"- Load average (1 min) {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end: with other "
+        "work on the 2 cores, the step's reader and writer threads run in turns (wall near CPU, not CPU / 2).",
     ]
     write_table("dbc", "DATASUS .dbc -> Parquet", m, notes)
 

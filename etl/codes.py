@@ -34,7 +34,15 @@ def unique_rows(keys: np.ndarray) -> np.ndarray:
     key itself, or for two words their hash (numpy's rows path was 12x slower). Two keys of one hash, about
     2^-64 a pair, would leave one out: Codes.codes() gives it a code when it meets it."""
     words = keys[:, 0] if keys.shape[1] == 1 else _hashed(keys)
-    return keys[np.sort(np.unique(words, return_index=True)[1])]
+    if not len(words):
+        return keys
+    # The first index of each run of equal words in an unstable sort (numpy's vectorised quicksort): np.unique's
+    # return_index sorts stably, 1.9-2.3 ms for 32k keys of thousands of values against 0.6 ms this way; a file's
+    # first batch counted 25 fields' keys in 29 ms, while the Parquet writer waited for its first row group.
+    order = np.argsort(words)
+    ranked = words[order]
+    starts = np.flatnonzero(np.concatenate(([True], ranked[1:] != ranked[:-1])))
+    return keys[np.sort(np.minimum.reduceat(order, starts))]
 
 
 class Codes:

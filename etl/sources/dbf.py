@@ -181,14 +181,6 @@ def _rstripped(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return data, offsets
 
 
-def _field_bytes(block: np.ndarray, fld: DbfField) -> np.ndarray:
-    """One field of every record, as a contiguous (records, length) array: numpy's operations on it run several
-    times faster than on the strided slice of the records, and copying it as items of `length` bytes is 1.5x
-    faster than copying that slice."""
-    items = np.ndarray((len(block),), f"V{fld.length}", block, fld.offset, (block.strides[0],))
-    return items.copy().view(np.uint8).reshape(len(block), fld.length)
-
-
 def _strings(block: np.ndarray, encoding: str) -> pa.Array:
     """Fixed-width text -> strings without trailing spaces and NULs, decoded from `encoding`."""
     block = np.ascontiguousarray(block)
@@ -369,6 +361,42 @@ SPARE_BYTES = LEAD_BYTES = 16
 BATCH_ROWS = 1 << 15
 
 
+# Fields are copied out of the records GATHER_ROWS records at a time, every field of those records in turn: their
+# 1.1 MB stay in the core's cache meanwhile. Copying a field out of a whole batch of 32k records (4.5 MB) at a time
+# cost 3.2 ns a value, 0.5 ns from records in cache: 90 of the 350 ms that 1M 140-byte records took to read. Fields
+# are copied in groups of up to GATHER_BYTES a record, each group typed before the next is copied: all of a 237-byte
+# record's fields at once peaked 12 MB higher (216 MB at 256MB), at the same speed.
+GATHER_ROWS = 8192
+GATHER_BYTES = 128
+
+
+def _groups(columns: list[_Column]) -> Iterator[list[_Column]]:
+    """The columns in order, in groups whose spans add up to at most GATHER_BYTES (or one wider column)."""
+    group, width = [], 0
+    for col in columns:
+        span = col.span()[1]
+        if group and width + span > GATHER_BYTES:
+            yield group
+            group, width = [], 0
+        group.append(col)
+        width += span
+    if group:
+        yield group
+
+
+def _gather(frame: np.ndarray, n: int, reclen: int, spans: list[tuple[int, int]]) -> list[np.ndarray]:
+    """For each (offset, width) span of a record, that span of each of the `n` records of `frame` (see
+    _Column.read), as a contiguous (n, width) array."""
+    out = [np.empty((n, width), np.uint8) for _, width in spans]
+    for start in range(0, n, GATHER_ROWS):
+        rows = min(GATHER_ROWS, n - start)
+        first = LEAD_BYTES + start * reclen
+        for (offset, width), items in zip(spans, out, strict=True):
+            values = np.ndarray((rows,), f"V{width}", frame, first + offset, (reclen,))
+            items[start : start + rows].view(f"V{width}")[:, 0] = values
+    return out
+
+
 class _Column:
     """One field, batch after batch. With `coded`, a field of at most 16 bytes whose first batch holds few
     distinct values (at most a quarter) is read as codes: each value's bytes become a key of one or two uint64
@@ -385,15 +413,26 @@ class _Column:
         self.values: pa.Array | None = None  # typed, by code (text is never null: nor is its dictionary)
         self.bad_codes = np.zeros(0, np.int32)  # codes of values that could not be typed
 
-    def read(self, frame: np.ndarray, n: int, reclen: int) -> tuple[pa.Array, int]:
-        """The field of `n` records of `reclen` bytes (in `frame`, flat, after LEAD_BYTES and before
-        SPARE_BYTES), and how many of its values could not be typed."""
-        offset, length = LEAD_BYTES + self.fld.offset, self.fld.length
+    def span(self) -> tuple[int, int]:
+        """Where the next read takes each value's bytes: (offset within the record, bytes)."""
+        length = self.fld.length
+        if self.codes is not None and len(self.codes) <= DICTIONARY_LIMIT:  # a key of whole words
+            return self.fld.offset, 8 * self.words
+        if (
+            self.fld.type in ("N", "F") and length <= 16
+        ):  # the 16 bytes ending in its last, parsed as they are
+            return self.fld.offset + length - 16, 16
+        return self.fld.offset, length
+
+    def read(self, items: np.ndarray, frame: np.ndarray, n: int, reclen: int) -> tuple[pa.Array, int]:
+        """The field of `n` records, from `items`, the bytes of span() of each record (gathered from `frame`, the
+        records of `reclen` bytes flat after LEAD_BYTES and before SPARE_BYTES); and how many of its values could
+        not be typed."""
+        length = self.fld.length
         if self.codes is not None and len(self.codes) <= DICTIONARY_LIMIT:
-            items = np.ndarray((n,), f"V{8 * self.words}", frame, offset, (reclen,))
-            keys = items.copy().view("<u8").reshape(n, self.words)
-            if self.fld.length % 8:  # the bytes after the field, in its last word
-                keys[:, -1] &= np.uint64((1 << 8 * (self.fld.length % 8)) - 1)
+            keys = items.view("<u8")
+            if length % 8:  # the bytes after the field, in its last word
+                keys[:, -1] &= np.uint64((1 << 8 * (length % 8)) - 1)
             if self.values is not None:
                 return self._coded(self.codes.codes(keys))
             # The first batch: its keys are counted before any is coded (a table growing to thousands of keys,
@@ -402,14 +441,12 @@ class _Column:
             if len(distinct) <= max(1, n // 4):
                 self.codes.add(distinct)
                 return self._coded(self.codes.codes(keys))
-            self.codes = None  # mostly distinct: typed plainly
-        if self.fld.type in ("N", "F") and length <= 16:  # one copy of 16 bytes a value, parsed as they are
-            windows = np.ndarray((n,), "V16", frame, offset + length - 16, (reclen,)).copy()
-            windows = windows.view(np.uint8).reshape(n, 16)
-            values, bad = _numbers(windows[:, 16 - length :], self.typ, windows)
+            self.codes = None  # mostly distinct: typed plainly, from bytes of another span
+            items = _gather(frame, n, reclen, [self.span()])[0]
+        if self.fld.type in ("N", "F") and length <= 16:
+            values, bad = _numbers(items[:, 16 - length :], self.typ, items)
         else:
-            block = frame[LEAD_BYTES : LEAD_BYTES + n * reclen].reshape(n, reclen)
-            values, bad = _typed(self.fld, self.typ, _field_bytes(block, self.fld), self.encoding)
+            values, bad = _typed(self.fld, self.typ, items, self.encoding)
         if self.codes is not None and pa.types.is_string(self.typ):
             values = values.dictionary_encode()  # too many distinct values to code now; a dictionary still
         return values, _count(bad)
@@ -510,11 +547,13 @@ def _batches(
             frame = np.zeros(LEAD_BYTES + block.size + SPARE_BYTES, np.uint8)
             frame[LEAD_BYTES : LEAD_BYTES + block.size] = block.ravel()
         arrays = []
-        for col in columns:
-            values, bad = col.read(frame, len(block), reclen)
-            if bad:
-                stats.nulled[col.fld.name] = stats.nulled.get(col.fld.name, 0) + bad
-            arrays.append(values)
+        for group in _groups(columns):
+            gathered = _gather(frame, len(block), reclen, [col.span() for col in group])
+            for col, items in zip(group, gathered, strict=True):
+                values, bad = col.read(items, frame, len(block), reclen)
+                if bad:
+                    stats.nulled[col.fld.name] = stats.nulled.get(col.fld.name, 0) + bad
+                arrays.append(values)
         if lineage:
             arrays.extend(lineage_columns(lineage, np.flatnonzero(live) + done + 1, coded=coded))
         done += n

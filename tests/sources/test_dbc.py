@@ -113,7 +113,9 @@ def big_dbc(tmp_path, times: int) -> Path:
 
 @pytest.mark.parametrize("keep", [False, True])
 def test_ctrl_c_kills_the_decompressor_and_leaves_no_partial_output(tmp_path, keep):
-    dbc = big_dbc(tmp_path, 400)  # 1.2M records: seconds of conversion, the decompressor running throughout
+    # 4.8M records: about a second of conversion, the decompressor running throughout (1.2M took 0.2-0.3 s, no
+    # longer than the waits below, and the decompressor had sometimes finished)
+    dbc = big_dbc(tmp_path, 1600)
     cmd = [sys.executable, "-m", "etl.cli", "--quiet", "--data-dir", tmp_path / "data"]
     cmd += ["convert", "dbc", dbc, "--out", tmp_path / "out", *(["--keep-dbf"] if keep else [])]
     proc = subprocess.Popen([str(c) for c in cmd], stderr=subprocess.PIPE, text=True)
@@ -139,7 +141,7 @@ def test_ctrl_c_kills_the_decompressor_and_leaves_no_partial_output(tmp_path, ke
 
 
 def test_a_killed_conversion_leaves_no_decompressor_running(tmp_path):
-    dbc = big_dbc(tmp_path, 400)
+    dbc = big_dbc(tmp_path, 1600)  # as above
     cmd = [sys.executable, "-m", "etl.cli", "--quiet", "--data-dir", tmp_path / "data"]
     proc = subprocess.Popen([str(c) for c in [*cmd, "convert", "dbc", dbc, "--out", tmp_path / "out"]])
     try:
