@@ -165,12 +165,21 @@ class ParquetSink:
         # Lineage row numbers rise by one: delta encoding stores them in almost nothing. Decimals of up to 18
         # digits are stored as integers, as the format prefers: delta-encoded when not a dictionary, they took the
         # writer 60 ms per 1M values of two DATASUS amounts against 87 ms as 16-byte big-endian values, in a
-        # smaller file (5.3 MB against 6.5).
-        delta = {
-            f.name: "DELTA_BINARY_PACKED"
+        # smaller file (5.3 MB against 6.5). Other integers, dates and timestamps that are not a dictionary are
+        # delta-encoded too, and floats split into byte streams: zstd then has less (or more alike) input. Per 1.7M
+        # values, the writer took 20 ms instead of 43 for random 27-bit integers (6.1 MB instead of 6.6), 20
+        # instead of 38 for sorted ones, 21 instead of 46 for amounts with 2 decimals (8.7 MB instead of 9.2).
+        encodings = {
+            f.name: "BYTE_STREAM_SPLIT" if pa.types.is_floating(f.type) else "DELTA_BINARY_PACKED"
             for f in self.schema
-            if f.name == "_source_row"
-            or (pa.types.is_decimal(f.type) and f.type.precision <= 18 and f.name not in dictionary)
+            if f.name not in dictionary
+            and (
+                pa.types.is_integer(f.type)
+                or pa.types.is_date(f.type)
+                or pa.types.is_timestamp(f.type)
+                or f.type in (pa.float32(), pa.float64())
+                or (pa.types.is_decimal(f.type) and f.type.precision <= 18)
+            )
         }
         stored = stored_schema(self.schema)
         self._writer = pq.ParquetWriter(
@@ -187,7 +196,7 @@ class ParquetSink:
             max_rows_per_page=1 << 20,
             use_dictionary=dictionary,
             write_statistics=statistics,
-            column_encoding=delta or None,
+            column_encoding=encodings or None,
             store_decimal_as_integer=True,
             store_schema=stored == self.schema,
         )
