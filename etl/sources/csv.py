@@ -74,7 +74,8 @@ ARROW_TYPES = {
 ARROW_BLOCK = MB
 # Arrow's streaming reader parses on one thread, 1.6 s of a 640 MB file's 2.2 s, and the writer's thread then waits:
 # segments of the file are parsed two at a time instead, and written in file order (wall 0.94x pair by pair, the
-# same CPU, 8 pairs on 2 cores). 4 MB segments: 1 and 2 MB ones took as long, 8 MB ones 30 MB more memory.
+# same CPU, 8 pairs on 2 cores). 8 MB segments took as long as 4 MB ones and 30 MB more memory; 2 MB ones 1.015x the
+# time and 22 MB less, which a tight budget needs (1 GB CSV at 256MB: peak 246 MB with 4 MB segments, 221 with 2).
 SEGMENT_BYTES = 4 * MB
 PARSERS = 2
 ISO_DATE = "%Y-%m-%d"
@@ -509,6 +510,11 @@ def _ends_in_quotes(table: pa.Table) -> bool:
     return value.is_valid and value.as_py().endswith("\n")
 
 
+def segment_bytes(budget: int) -> int:
+    """SEGMENT_BYTES, halved under a budget of less than 512 MB."""
+    return SEGMENT_BYTES if budget >= 512 * MB else SEGMENT_BYTES // 2
+
+
 def arrow_batches(
     path: Path, plan: ArrowPlan, options: Options, segment_bytes: int = SEGMENT_BYTES
 ) -> Iterator[pa.RecordBatch]:
@@ -567,7 +573,13 @@ def convert_file(path: Path, out_dir: Path, dataset: Dataset, ctx: Context) -> C
     plan = arrow_plan(path, options, settings)
     if plan is not None:
         try:
-            sink = _write(path, out, source_file, ctx, arrow_batches(path, plan, options))
+            sink = _write(
+                path,
+                out,
+                source_file,
+                ctx,
+                arrow_batches(path, plan, options, segment_bytes(settings.memory_limit)),
+            )
         except NotClean as e:
             logger.info("%s: read again by DuckDB's reader, with its rejects: %s", path.name, e)
     if sink is None:
