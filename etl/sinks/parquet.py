@@ -20,12 +20,14 @@ MB = 1024 * 1024
 
 # jemalloc, not Arrow's default mimalloc, which kept freed memory mapped (269 MB -> 237 MB peak converting a 1 GB
 # CSV at 256 MB). etl/__init__.py makes it the default pool of Arrow's C++ code; this covers Python-side allocations
-# in a process (a notebook) that imported pyarrow before etl. Freed pages go back after 100 ms: at 0 they went so
-# eagerly that system CPU doubled (3.0 s -> 1.7 s for that CSV at 100 ms, same peak RSS); NVD pages at 256 MB
-# peaked ~10 MB higher.
+# in a process (a notebook) that imported pyarrow before etl. Freed pages go back after a second: at 0 they went so
+# eagerly that system CPU doubled (3.0 s -> 1.7 s for that CSV at 100 ms, same peak RSS). At 100 ms, jemalloc's
+# purges (madvise, and the TLB flush on the other core) still took a third of the CPU the CSV reader's threads
+# saved: 1 s, against 100 ms, cut system CPU converting a 3.2 GB CSV at 512MB from 2.3 s to 1.0 s (peak 276 -> 272
+# MB); 40 NVD pages at 256MB peaked 217 MB instead of 207, a 1M-record DBF at 256MB the same 164 MB.
 with contextlib.suppress(NotImplementedError):  # a pyarrow built without jemalloc
     pa.set_memory_pool(pa.jemalloc_memory_pool())
-    pa.jemalloc_set_decay_ms(100)
+    pa.jemalloc_set_decay_ms(1000)
 DEFAULT_ROW_GROUP_BYTES = 32 * MB
 SAMPLE_ROWS = 16_384  # rows of the first row group that choose the columns' encodings
 # Row groups a sink holds in memory: one filling, one being written, and the pages that one has encoded so far.
@@ -166,12 +168,21 @@ class ParquetSink:
         # Lineage row numbers rise by one: delta encoding stores them in almost nothing. Decimals of up to 18
         # digits are stored as integers, as the format prefers: delta-encoded when not a dictionary, they took the
         # writer 60 ms per 1M values of two DATASUS amounts against 87 ms as 16-byte big-endian values, in a
-        # smaller file (5.3 MB against 6.5).
-        delta = {
-            f.name: "DELTA_BINARY_PACKED"
+        # smaller file (5.3 MB against 6.5). Other integers, dates and timestamps that are not a dictionary are
+        # delta-encoded too, and floats split into byte streams: zstd then has less (or more alike) input. Per 1.7M
+        # values, the writer took 20 ms instead of 43 for random 27-bit integers (6.1 MB instead of 6.6), 20
+        # instead of 38 for sorted ones, 21 instead of 46 for amounts with 2 decimals (8.7 MB instead of 9.2).
+        encodings = {
+            f.name: "BYTE_STREAM_SPLIT" if pa.types.is_floating(f.type) else "DELTA_BINARY_PACKED"
             for f in self.schema
-            if f.name == "_source_row"
-            or (pa.types.is_decimal(f.type) and f.type.precision <= 18 and f.name not in dictionary)
+            if f.name not in dictionary
+            and (
+                pa.types.is_integer(f.type)
+                or pa.types.is_date(f.type)
+                or pa.types.is_timestamp(f.type)
+                or f.type in (pa.float32(), pa.float64())
+                or (pa.types.is_decimal(f.type) and f.type.precision <= 18)
+            )
         }
         stored = stored_schema(self.schema)
         self._writer = pq.ParquetWriter(
@@ -188,7 +199,7 @@ class ParquetSink:
             max_rows_per_page=1 << 20,
             use_dictionary=dictionary,
             write_statistics=statistics,
-            column_encoding=delta or None,
+            column_encoding=encodings or None,
             store_decimal_as_integer=True,
             store_schema=stored == self.schema,
         )

@@ -102,6 +102,48 @@ def test_encodings_follow_the_first_row_group(tmp_path):
     assert pq.read_table(tmp_path / "d.parquet").column("n_aih").to_pylist()[-1] == f"{n - 1:013d}"
 
 
+def test_plain_numbers_dates_and_times_are_delta_or_byte_stream_split_and_read_back_by_every_reader(tmp_path):
+    import datetime as dt
+
+    import duckdb
+    import polars as pl
+
+    n = 5000
+    values = {
+        "id": pa.array([7_000_000_000 + i * 13 for i in range(n)], pa.int64()),
+        "cep": pa.array([(i * 7919) % 99_999_999 for i in range(n)], pa.int32()),
+        "day": pa.array([dt.date(2020, 1, 1) + dt.timedelta(days=i) for i in range(n)], pa.date32()),
+        "at": pa.array(
+            [dt.datetime(2024, 5, 1) + dt.timedelta(seconds=i * 61) for i in range(n)], pa.timestamp("us")
+        ),
+        "valor": pa.array([None if i % 100 == 0 else i / 7 for i in range(n)], pa.float64()),
+        "peso": pa.array([i / 3 for i in range(n)], pa.float32()),
+    }
+    with ParquetSink(tmp_path / "n.parquet") as sink:
+        sink.write(with_lineage(pa.RecordBatch.from_pydict(values), "x.csv", 1))
+    group = pq.ParquetFile(tmp_path / "n.parquet").metadata.row_group(0)
+    chunks = {group.column(i).path_in_schema: group.column(i).encodings for i in range(group.num_columns)}
+    assert {name for name, e in chunks.items() if "DELTA_BINARY_PACKED" in e} == {
+        "id",
+        "cep",
+        "day",
+        "at",
+        "_source_row",
+    }
+    assert {name for name, e in chunks.items() if "BYTE_STREAM_SPLIT" in e} == {"valor", "peso"}
+    expected = pa.table(values)
+    assert (
+        pq.read_table(tmp_path / "n.parquet").drop_columns(["_source_file", "_source_row"]).equals(expected)
+    )
+    assert (
+        pl.read_parquet(tmp_path / "n.parquet")
+        .drop("_source_file", "_source_row")
+        .equals(pl.from_arrow(expected))
+    )
+    back = duckdb.sql(f"SELECT * EXCLUDE (_source_file, _source_row) FROM '{tmp_path}/n.parquet'")
+    assert back.to_arrow_table().equals(expected)
+
+
 def test_dictionary_columns_are_written_as_their_codes_and_read_back_as_values(tmp_path):
     def coded(values, dictionary):
         return pa.DictionaryArray.from_arrays(pa.array(values, pa.int32()), pa.array(dictionary))

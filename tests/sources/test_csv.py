@@ -196,3 +196,46 @@ def test_strays_at_the_top_are_weighed_against_the_whole_sample(etl, tmp_path, s
     else:
         assert '"rows": 10000' in r.out and '"rejected": 0' in r.out
         assert rows(tmp_path / "out/top.parquet")[0] == (1, "n/a", 1)
+
+
+def test_segments_cut_inside_quoted_values_give_the_whole_files_rows(tmp_path):
+    """Arrow's pass parses segments of the file side by side; a cut that falls inside a quoted value (a line end in
+    the middle or last column, or a value ending with one) is read again joined with the next segment."""
+    from pyarrow import csv as arrow_csv
+
+    from etl.config import Settings
+    from etl.sources.csv import Options, arrow_batches, arrow_plan
+
+    lines = ["id;note;n;tail"]
+    for i in range(1, 401):
+        note = f'"a;\n""{i}""\nb"' if i % 3 == 0 else f"n{i}"
+        tail = f'"t{i}\n"' if i % 5 == 0 else (f'"x\r\ny{i}"' if i % 7 == 0 else f"t{i}")
+        lines.append(f"{i};{note};{i * 2};{tail}")
+    path = write(tmp_path / "q.csv", "\n".join(lines) + "\n")
+    plan = arrow_plan(path, Options(), Settings(data_dir=tmp_path / "data"))
+    whole = arrow_csv.read_csv(
+        path,
+        parse_options=arrow_csv.ParseOptions(delimiter=";", newlines_in_values=True),
+        convert_options=arrow_csv.ConvertOptions(column_types=plan.types),
+    )
+    for segment_bytes in (16, 50, 333):
+        table = pa.Table.from_batches(list(arrow_batches(path, plan, Options(), segment_bytes)))
+        assert table.num_rows == 400
+        assert table.to_pylist() == whole.to_pylist(), segment_bytes
+    assert table.column("tail")[4].as_py() == "t5\n" and table.column("note")[2].as_py() == 'a;\n"3"\nb'
+
+
+def test_a_bad_row_in_a_later_segment_fails_arrows_pass(tmp_path):
+    from etl.config import Settings
+    from etl.sources.csv import NotClean, Options, arrow_batches, arrow_plan
+
+    lines = ["a;b"] + [f"{i};x{i}" for i in range(1, 2001)]
+    path = write(tmp_path / "bad.csv", "\n".join(lines) + "\n")
+    plan = arrow_plan(path, Options(), Settings(data_dir=tmp_path / "data"))
+    lines[1500] = "1500;x;extra"  # beyond the rows DuckDB's sniffer reads, as in a large file
+    write(path, "\n".join(lines) + "\n")
+    read = []
+    with pytest.raises(NotClean, match="Expected 2 columns, got 3"):
+        for batch in arrow_batches(path, plan, Options(), segment_bytes=1000):
+            read.append(batch.num_rows)
+    assert 0 < sum(read) < 1499  # the segments before it were yielded, in order
