@@ -60,11 +60,16 @@ def lineage_columns(source_file: str, rows: np.ndarray, *, coded: bool = False) 
     return [source, int64_array(rows)]
 
 
-def with_lineage(batch: pa.RecordBatch, source_file: str, first_row: int) -> pa.RecordBatch:
-    """Append `_source_file` and `_source_row` (1-based row index within the source file)."""
+def with_lineage(
+    batch: pa.RecordBatch, source_file: str, first_row: int, *, coded: bool = False
+) -> pa.RecordBatch:
+    """Append `_source_file` and `_source_row` (1-based row index within the source file); `coded` as for
+    lineage_columns."""
     rows = np.arange(first_row, first_row + batch.num_rows, dtype=np.int64)
-    schema = pa.schema([*batch.schema, *LINEAGE_FIELDS], metadata=batch.schema.metadata)
-    return pa.RecordBatch.from_arrays([*batch.columns, *lineage_columns(source_file, rows)], schema=schema)
+    lineage = lineage_columns(source_file, rows, coded=coded)
+    fields = [f.with_type(a.type) for f, a in zip(LINEAGE_FIELDS, lineage, strict=True)]
+    schema = pa.schema([*batch.schema, *fields], metadata=batch.schema.metadata)
+    return pa.RecordBatch.from_arrays([*batch.columns, *lineage], schema=schema)
 
 
 def column_encodings(first: pa.Table) -> tuple[list[str], list[str]]:
@@ -237,9 +242,8 @@ class ParquetSink:
             self._in_flight = None
 
     def _write_group(self, table: pa.Table) -> None:
-        if (
-            self._writer is None
-        ):  # here, not on the reader's thread: it reads on meanwhile (8 ms of a DBF's start)
+        # The writer is opened here, not on the reader's thread, which reads on meanwhile (8 ms of a DBF's start).
+        if self._writer is None:
             self._open(table)
         self._writer.write_table(table, row_group_size=table.num_rows)
         self._write_back()
