@@ -293,8 +293,9 @@ def main() -> None:
         *floor_notes,
         # The machine's 2 cores are shared: when other work takes one, the step's two threads (reader, Parquet
         # writer) run in turns and its wall comes near its CPU seconds.
-        f"- Load average (1 min) {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end: with other "
-        "work on the 2 cores, the step's reader and writer threads run in turns (wall near CPU, not CPU / 2).",
+        f"- Load average (1 min) {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end. Where other "
+        "work holds a core, the step's reader and writer threads run in turns: its wall comes near its CPU seconds "
+        "rather than half of them.",
     ]
     write_table("dbc", "DATASUS .dbc -> Parquet", m, notes)
 
