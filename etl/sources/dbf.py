@@ -418,10 +418,8 @@ class _Column:
         length = self.fld.length
         if self.codes is not None and len(self.codes) <= DICTIONARY_LIMIT:  # a key of whole words
             return self.fld.offset, 8 * self.words
-        if (
-            self.fld.type in ("N", "F") and length <= 16
-        ):  # the 16 bytes ending in its last, parsed as they are
-            return self.fld.offset + length - 16, 16
+        if self.fld.type in ("N", "F") and length <= 16:
+            return self.fld.offset + length - 16, 16  # the 16 bytes ending in its last, parsed as they are
         return self.fld.offset, length
 
     def read(self, items: np.ndarray, frame: np.ndarray, n: int, reclen: int) -> tuple[pa.Array, int]:
