@@ -175,6 +175,14 @@ CASES = [
         rows=29,
         globals=["--memory-limit", "2GB"],
     ),
+    Case(  # beyond the rows DuckDB's sniffer reads, where its reader dropped the line without a word
+        "csv-10mb-field-far-down",
+        "csv",
+        "long.csv",
+        ("a,b,c\n" + csv_rows(120_000) + f"120001,{'x' * 10_000_000},1\n" + csv_rows(5, 120_002)).encode(),
+        1,
+        "long.csv, line 120002: a line is longer than 8 MB, the most read at a 1024 MB budget",
+    ),
     Case(
         "csv-3mb-field-small-budget",
         "csv",
