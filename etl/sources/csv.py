@@ -411,16 +411,13 @@ def read_batches(
             source_path.unlink(missing_ok=True)
             raise
         encoding = "utf-8"
-    if source_path.suffix != ".gz" and (
-        line := _long_line(source_path, max_line_bytes(settings.memory_limit))
-    ):
-        if source_path != path:
-            source_path.unlink(missing_ok=True)
-        message, position, hint = _too_long(line, settings.memory_limit)
-        raise SourceError(message, file=str(path), position=position, hint=hint)
     # Insertion order is kept so that batches (and so _source_row) follow the file.
     con = connect(settings, preserve_order=True)
     try:
+        limit = max_line_bytes(settings.memory_limit)
+        if source_path.suffix != ".gz" and (line := _long_line(source_path, limit)):
+            message, position, hint = _too_long(line, settings.memory_limit)
+            raise SourceError(message, file=str(path), position=position, hint=hint)
         source = _reader_args(source_path, options, encoding, settings.memory_limit)
         types = infer_types(con, source, options)
         typed = ", ".join(f"{quote_literal(c)}: {quote_literal(t)}" for c, t in types.items())
@@ -497,7 +494,7 @@ def _segments(path: Path, size: int, segment_bytes: int) -> Iterator[tuple[int, 
         while start < size:
             f.seek(start + segment_bytes)
             end = f.tell() if f.readline(ARROW_BLOCK) else size
-            yield start, min(end, size)
+            yield start, end
             start = end
 
 
