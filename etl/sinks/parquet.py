@@ -20,14 +20,14 @@ MB = 1024 * 1024
 
 # jemalloc, not Arrow's default mimalloc, which kept freed memory mapped (269 MB -> 237 MB peak converting a 1 GB
 # CSV at 256 MB). etl/__init__.py makes it the default pool of Arrow's C++ code; this covers Python-side allocations
-# in a process (a notebook) that imported pyarrow before etl. Freed pages go back after a second: at 0 they went so
-# eagerly that system CPU doubled (3.0 s -> 1.7 s for that CSV at 100 ms, same peak RSS). At 100 ms, jemalloc's
-# purges (madvise, and the TLB flush on the other core) still took a third of the CPU the CSV reader's threads
-# saved: 1 s, against 100 ms, cut system CPU converting a 3.2 GB CSV at 512MB from 2.3 s to 1.0 s (peak 276 -> 272
-# MB); 40 NVD pages at 256MB peaked 217 MB instead of 207, a 1M-record DBF at 256MB the same 164 MB.
+# in a process (a notebook) that imported pyarrow before etl. Freed pages go back after 100 ms: at 0 they went so
+# eagerly that system CPU doubled (3.0 s -> 1.7 s for that CSV at 100 ms, same peak RSS). At 1 s the CSV reader's
+# parallel segments took 1-5% less CPU, but memory stayed longer: converting the NVD memory test's 80 pages and feed
+# at 320MB peaked 321-324 MB, over the budget, against 277-309 MB at 100 ms (3 runs each); a 640 MB CSV at 100 ms
+# took 1.01x the wall and CPU of 1 s (5 pairs).
 with contextlib.suppress(NotImplementedError):  # a pyarrow built without jemalloc
     pa.set_memory_pool(pa.jemalloc_memory_pool())
-    pa.jemalloc_set_decay_ms(1000)
+    pa.jemalloc_set_decay_ms(100)
 DEFAULT_ROW_GROUP_BYTES = 32 * MB
 SAMPLE_ROWS = 16_384  # rows of the first row group that choose the columns' encodings
 # Row groups a sink holds in memory: one filling, one being written, and the pages that one has encoded so far.
