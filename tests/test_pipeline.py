@@ -262,6 +262,35 @@ def test_a_worker_killed_fails_the_files_it_held_and_the_rerun_converts_them(tmp
     assert _left_running(tmp_path) == []
 
 
+@pytest.mark.slow
+def test_the_workers_of_a_killed_run_started_with_sigint_ignored_remove_their_partial_files(tmp_path, clean_runs):
+    """A run started in the background (nohup, a CI job) has SIGINT ignored, as its workers then have: orphaned,
+    they still stop as at Ctrl-C and remove the Parquet files they were writing."""
+    config, checksum = KILLED["dbc-workers"]
+    raw, _ = clean_runs(config, checksum)
+    shutil.copytree(raw, tmp_path / "data/raw")
+    (tmp_path / "etl.toml").write_text(config)
+    run = subprocess.Popen(
+        [sys.executable, "-m", "etl.cli", "--quiet", "run"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+
+    def workers_partials() -> list[Path]:
+        return [p for p in (tmp_path / "data/parquet").rglob("*.parquet.*.tmp") if f".{run.pid}-" not in p.name]
+
+    deadline = time.monotonic() + 120
+    while not workers_partials():  # a worker is writing a file
+        assert run.poll() is None and time.monotonic() < deadline
+        time.sleep(0.01)
+    run.kill()
+    run.wait()
+    assert _left_running(tmp_path) == []
+    assert workers_partials() == []
+
+
 def _left_running(cwd: Path, wait: float = 5.0) -> list[str]:
     """Processes still running in cwd after `wait` seconds (the workers of a killed run check for it twice a
     second)."""

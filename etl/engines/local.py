@@ -122,6 +122,10 @@ def _start_worker(level: int, driver: int) -> None:
     worker, which would otherwise wait for work forever). It interrupts itself first, so a conversion under way
     stops as at Ctrl-C: its decompressor killed, its partial files removed."""
     logging.getLogger().setLevel(level)
+    # A driver started with SIGINT ignored (in the background, under nohup, by a CI job) passes that on to its
+    # workers, and the interrupt below would do nothing: the worker would be cut off 5 s later, its partial files
+    # left behind.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def watch() -> None:
         while os.getppid() == driver:
