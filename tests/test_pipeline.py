@@ -263,7 +263,7 @@ def test_a_worker_killed_fails_the_files_it_held_and_the_rerun_converts_them(tmp
 
 
 @pytest.mark.slow
-def test_the_workers_of_a_killed_run_started_with_sigint_ignored_remove_their_partial_files(tmp_path, clean_runs):
+def test_workers_of_a_run_started_with_sigint_ignored_and_killed_remove_their_partials(tmp_path, clean_runs):
     """A run started in the background (nohup, a CI job) has SIGINT ignored, as its workers then have: orphaned,
     they still stop as at Ctrl-C and remove the Parquet files they were writing."""
     config, checksum = KILLED["dbc-workers"]
@@ -279,7 +279,9 @@ def test_the_workers_of_a_killed_run_started_with_sigint_ignored_remove_their_pa
     )
 
     def workers_partials() -> list[Path]:
-        return [p for p in (tmp_path / "data/parquet").rglob("*.parquet.*.tmp") if f".{run.pid}-" not in p.name]
+        return [
+            p for p in (tmp_path / "data/parquet").rglob("*.parquet.*.tmp") if f".{run.pid}-" not in p.name
+        ]
 
     deadline = time.monotonic() + 120
     while not workers_partials():  # a worker is writing a file
