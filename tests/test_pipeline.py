@@ -185,12 +185,13 @@ KILLED = {  # config of the killed runs, and a checksum of the warehouse's view
 }
 
 
-def etl_run(cwd: Path) -> subprocess.Popen:
+def etl_run(cwd: Path, **popen) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "etl.cli", "--quiet", "run"],
         cwd=cwd,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        **popen,
     )
 
 
@@ -270,13 +271,7 @@ def test_workers_of_a_run_started_with_sigint_ignored_and_killed_remove_their_pa
     raw, _ = clean_runs(config, checksum)
     shutil.copytree(raw, tmp_path / "data/raw")
     (tmp_path / "etl.toml").write_text(config)
-    run = subprocess.Popen(
-        [sys.executable, "-m", "etl.cli", "--quiet", "run"],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
-    )
+    run = etl_run(tmp_path, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
 
     def workers_partials() -> list[Path]:
         return [
