@@ -19,9 +19,9 @@ from typing import BinaryIO
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from etl.arrays import NULL_TEXT, bool_array, text_scalar
+from etl import compute as pc
+from etl.arrays import FALSE, NULL_TEXT, bool_array, text_scalar
 from etl.codes import Codes, unique_rows
 from etl.config import Dataset
 from etl.errors import ConversionError, SourceError
@@ -190,7 +190,7 @@ def _strings(block: np.ndarray, encoding: str) -> pa.Array:
             offsets = np.arange(0, (n + 1) * width, width, dtype=np.int32)
             return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(block))
         fixed = pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), n, [None, pa.py_buffer(block)])
-        binary = fixed.cast(pa.binary())
+        binary = pc.cast(fixed, pa.binary())
         return pc.ascii_rtrim(pa.StringArray.from_buffers(n, *binary.buffers()[1:]), " \x00")
     data, offsets = _rstripped(block)
     table, lengths = _utf8_table(encoding)
@@ -226,7 +226,7 @@ def _numbers(
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         pass
     text = pc.replace_substring(text, ",", ".")
-    valid = pc.fill_null(pc.match_substring_regex(text, _INT if pa.types.is_integer(typ) else _DEC), False)
+    valid = pc.coalesce(pc.match_substring_regex(text, _INT if pa.types.is_integer(typ) else _DEC), FALSE)
     bad = pc.and_(pc.is_valid(text), pc.invert(valid))
     values = pc.replace_substring_regex(pc.if_else(valid, text, NULL_TEXT), r"^\+", "")  # Arrow refuses "+4"
     return pc.cast(values, typ), bad
@@ -446,7 +446,7 @@ class _Column:
         else:
             values, bad = _typed(self.fld, self.typ, items, self.encoding)
         if self.codes is not None and pa.types.is_string(self.typ):
-            values = values.dictionary_encode()  # too many distinct values to code now; a dictionary still
+            values = pc.dictionary_encode(values)  # too many distinct values to code now; a dictionary still
         return values, _count(bad)
 
     def _coded(self, codes: np.ndarray) -> tuple[pa.Array, int]:
@@ -462,7 +462,7 @@ class _Column:
         indices = pa.Array.from_buffers(pa.int32(), len(codes), [None, pa.py_buffer(codes)])
         if pa.types.is_string(self.typ):
             return pa.DictionaryArray.from_arrays(indices, self.values, safe=False), untyped
-        return self.values.take(indices), untyped
+        return pc.take(self.values, indices), untyped
 
 
 def read_batches(
