@@ -61,6 +61,9 @@ def bool_array(values: np.ndarray, valid: np.ndarray) -> pa.Array:
     return pa.Array.from_buffers(pa.bool_(), len(values), bits)
 
 
+FALSE = bool_array(np.array([False]), valid=np.array([True]))[0]  # `pa.scalar(False)` imports pandas
+
+
 def date_scalar(day: dt.date) -> pa.Date32Scalar:
     days = np.array([(day - dt.date(1970, 1, 1)).days], dtype=np.int32)
     return pa.Array.from_buffers(pa.date32(), 1, [None, pa.py_buffer(days)])[0]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import gc
 import itertools
 import json
 import logging
@@ -385,5 +386,20 @@ COMMANDS = {
 }
 
 
+def run() -> None:
+    """The `etl` command (`python -m etl.cli`): main(), then the process ends with its exit code.
+
+    The objects left then are frozen first: the interpreter's finalisation ran full garbage collections over all
+    of them (numpy's and pyarrow's modules included), 16 ms of a small `etl convert dbc`'s 0.26 s. Finalisation
+    itself goes on as before (atexit handlers, modules cleared, objects freed as their last reference goes): only
+    reference cycles among those objects are no longer collected, the process's end frees their memory, and every
+    command has closed its files, connections and pools before it returns. main() called in a process that goes
+    on (a test, a notebook) freezes nothing.
+    """
+    code = main()
+    gc.freeze()
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -40,7 +40,6 @@ if TYPE_CHECKING:
 # when the warehouse is built (measured: 15M rows, 7.8M groups at 256MB).
 QUERY_SHARE, QUERY_RESERVE = 1.0, 190 * MB
 BATCH_ROWS = 10_000
-FORMATS = ("table", "csv", "json", "ndjson")
 # What a query may run: SELECT and transactions (a SELECT is checked node by node: DuckDB lets `WITH … COPY` write),
 # pragmas that show the catalogue, and no function that runs other SQL text or writes logs, profiles or state.
 READ_PRAGMAS = {

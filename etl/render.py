@@ -12,6 +12,9 @@ import sys
 from collections.abc import Callable, Iterable
 from typing import Any
 
+# The formats of query results (`etl sql --format`, the shell's .format).
+FORMATS = ("table", "csv", "json", "ndjson")
+
 
 def show(relation: Any, max_rows: int) -> None:
     """Print a DuckDB relation on stdout, up to max_rows rows, fitted to the terminal (or $COLUMNS; unbounded

@@ -6,6 +6,19 @@ admissions = datasus.scan("SIH", "RD", states=["SP"], years=[2023])             
 datasus.export("SIH", "RD", "sp.parquet", states=["SP"])                       # staged rows to Parquet
 """
 
-from etl.datasus.api import export, fetch, scan
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from etl.datasus.api import export, fetch, scan
 
 __all__ = ["export", "fetch", "scan"]
+
+
+def __getattr__(name: str):
+    """export, fetch and scan, from etl.datasus.api at first use: the `etl` command builds its parser with
+    etl.datasus.cli, and its other commands need not the catalogue (3 ms of a small `etl convert dbc`)."""
+    if name in __all__:
+        from etl.datasus import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

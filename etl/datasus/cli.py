@@ -8,7 +8,6 @@ import sys
 from typing import Any
 
 from etl.config import Config
-from etl.datasus.catalog import SYSTEMS, check_group, get_system
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -88,6 +87,8 @@ def handle(args: argparse.Namespace, config: Config) -> int:
 
 def systems() -> dict[str, Any]:
     """Every system of the catalogue with its long names and groups."""
+    from etl.datasus.catalog import SYSTEMS
+
     return {
         "systems": [
             {"system": s.name, "pt": s.pt, "en": s.en, "groups": list(s.groups)} for s in SYSTEMS.values()
@@ -97,6 +98,8 @@ def systems() -> dict[str, Any]:
 
 def groups(system: str) -> dict[str, Any]:
     """A system's groups with their long names, how their files are cut, and their staging view."""
+    from etl.datasus.catalog import get_system
+
     spec = get_system(system)
     return {
         "system": spec.name,
@@ -120,6 +123,7 @@ def groups(system: str) -> dict[str, Any]:
 def files(args: argparse.Namespace, config: Config) -> dict[str, Any]:
     """The selection's remote files from the FTP listing, each with its status against the state store."""
     from etl.datasus.api import dataset_for
+    from etl.datasus.catalog import check_group, get_system
     from etl.datasus.listing import CHANGED, STATUSES, remote_files, status
     from etl.errors import ConfigError
     from etl.sources import Context

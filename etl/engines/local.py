@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import multiprocessing
 import os
@@ -20,6 +21,8 @@ from etl.memory import MB, MIN_MEMORY_LIMIT
 from etl.sources import Context, map_here
 
 DRIVER_CHECK_SECONDS = 0.5
+# An orphaned worker's cleanup time: then it exits, whatever it is doing.
+ORPHAN_EXIT_SECONDS = 5.0
 # What a task of workers that stopped when one died (killed, out of memory?) reports: its work was not done.
 WORKER_DIED = "a worker process died (killed?) and the work it and the other workers held stopped; run again"
 
@@ -57,7 +60,7 @@ class LocalEngine:
         self._shared = max(self._shared or (0, 0), (n, share.memory_limit))
         pool = self._workers(n)
         pending: dict[Future, Task] = {
-            pool.submit(run_shipped, t, share, ctx.base_dir, ctx.stems): t for t in tasks
+            pool.submit(_in_task, run_shipped, t, share, ctx.base_dir, ctx.stems): t for t in tasks
         }
         try:
             for future in as_completed(pending):
@@ -80,7 +83,7 @@ class LocalEngine:
         if n == 1:
             return map_here(fn, items)
         try:
-            return list(self._workers(n).map(fn, items))
+            return list(self._workers(n).map(functools.partial(_in_task, fn), items))
         except BrokenProcessPool:  # as in convert: the step fails, and the next one starts new workers
             self._pool = None
             raise EtlError(WORKER_DIED) from None
@@ -117,6 +120,20 @@ class LocalEngine:
             self._pool = None
 
 
+# Held while this worker process runs a task, its cleanup after an interrupt included; _ORPHANED set once the
+# driver is gone: a task sent before then does not start.
+_TASK_LOCK = threading.Lock()
+_ORPHANED = threading.Event()
+
+
+def _in_task(fn: Callable, *args):
+    """fn(*args) on a worker, holding the task lock."""
+    with _TASK_LOCK:
+        if _ORPHANED.is_set():
+            raise KeyboardInterrupt
+        return fn(*args)
+
+
 def _start_worker(level: int, driver: int) -> None:
     """A worker logs what the driver would, and exits when the driver is gone (killed: nothing tells an idle
     worker, which would otherwise wait for work forever). It interrupts itself first, so a conversion under way
@@ -130,8 +147,14 @@ def _start_worker(level: int, driver: int) -> None:
     def watch() -> None:
         while os.getppid() == driver:
             time.sleep(DRIVER_CHECK_SECONDS)
+        _ORPHANED.set()
         os.kill(os.getpid(), signal.SIGINT)
-        time.sleep(5)  # time to clean up; then out, whatever it is doing
+        # A worker waiting for work exits at the KeyboardInterrupt. One that was running a task makes it that
+        # task's outcome, and would wait for work again (tasks sent before the driver went no longer start): it
+        # goes once no task runs (the interrupted one cleaned up), or when the time to clean up is over, whatever
+        # it is doing.
+        time.sleep(DRIVER_CHECK_SECONDS)  # an idle worker's own exit first
+        _TASK_LOCK.acquire(timeout=ORPHAN_EXIT_SECONDS - DRIVER_CHECK_SECONDS)
         os._exit(1)
 
     threading.Thread(target=watch, name="driver-watch", daemon=True).start()

@@ -4,6 +4,7 @@ import struct
 from decimal import Decimal
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -360,3 +361,19 @@ def test_a_dbf_many_times_the_budget_converts_within_it(tmp_path):
     assert duckdb.sql(f"SELECT count(DISTINCT _source_row) FROM '{tmp_path}/out/big.parquet'").fetchall() == [
         (rows,)
     ]
+
+
+def test_dates_of_eight_digits_typed_by_arithmetic_as_by_arrows_strptime():
+    # Every day of leap and common years across centuries, year 0 and 9999, impossible days and months, zeros
+    # and blanks: the fast path (8 digits or blank) gives the values and invalid flags the general parser gives.
+    days = [dt.date(1, 1, 1) + dt.timedelta(days=d) for d in range(0, 3_652_059, 97)]
+    texts = [d.strftime("%Y%m%d").rjust(8, "0") for d in days]
+    texts += ["19000229", "20000229", "21000229", "20240229", "20230229", "00000229", "00000101", "99991231"]
+    texts += ["20231301", "20230001", "20230100", "20230132", "20230431", "00000000", "        ", "\x00" * 8]
+    block = np.frombuffer("".join(texts).encode("latin-1"), np.uint8).reshape(-1, 8)
+    fast_values, fast_bad = dbf._digit_dates(block)
+    values, bad = dbf._text_dates(block)
+    days_since_1970 = pa.Array.from_buffers(pa.int32(), len(values), values.buffers())  # year 0 is no Python date
+    assert pa.Array.from_buffers(pa.int32(), len(block), fast_values.buffers()).equals(days_since_1970)
+    assert fast_bad.to_pylist() == bad.fill_null(False).to_pylist()
+    assert fast_values.null_count == 11 and fast_bad.to_pylist().count(True) == 8
