@@ -373,7 +373,8 @@ def test_dates_of_eight_digits_typed_by_arithmetic_as_by_arrows_strptime():
     block = np.frombuffer("".join(texts).encode("latin-1"), np.uint8).reshape(-1, 8)
     fast_values, fast_bad = dbf._digit_dates(block)
     values, bad = dbf._text_dates(block)
-    days_since_1970 = pa.Array.from_buffers(pa.int32(), len(values), values.buffers())  # year 0 is no Python date
+    # compared as days since 1970: year 0 is no Python date
+    days_since_1970 = pa.Array.from_buffers(pa.int32(), len(values), values.buffers())
     assert pa.Array.from_buffers(pa.int32(), len(block), fast_values.buffers()).equals(days_since_1970)
     assert fast_bad.to_pylist() == bad.fill_null(False).to_pylist()
     assert fast_values.null_count == 11 and fast_bad.to_pylist().count(True) == 8
