@@ -3,7 +3,7 @@
 PySUS is installed from PyPI into a virtualenv of this benchmark's own (never a dependency of etl) and runs its
 own fast path (`DBC.to_parquet`: pyreaddbc's dbc2dbf, then its byte-level DBF reader in 30,000-row chunks).
 Inputs: SIH RD-like files of 1M, 5M and 20M records (ETL_BENCH_PYSUS_ROWS, record counts comma-separated, to change
-them), generated in benchmarks/work/ and reused, and the real SINAN and CNES files in ../shared/samples/datasus when
+them; empty for the real files only), generated in benchmarks/work/ and reused, and the real SINAN and CNES files in ../shared/samples/datasus when
 present. Writes benchmarks/results/pysus.md and pysus.png: wall and peak RSS per tool
 against the records.
 Targets (issue 17): etl >= 5x faster whole-process and <= 60% of PySUS's peak RSS on each input.
@@ -81,8 +81,14 @@ def sih_dbc(rows: int) -> Path:
     if not dbc.exists():
         print(f"  writing {dbc.name} (once)", flush=True)
         big = repeat_dbf(make_dbc(GENERATED)[0], rows // GENERATED)
-        write_dbc(big, dbc)
-        big.unlink()
+        # Renamed once whole: a run cut short (a full disk) leaves no input behind
+        partial = dbc.with_suffix(".dbc.tmp")
+        try:
+            write_dbc(big, partial)
+            partial.rename(dbc)
+        finally:
+            big.unlink()
+            partial.unlink(missing_ok=True)
     return dbc
 
 
@@ -101,7 +107,7 @@ def inputs() -> list[tuple[str, Path]]:
         )
         if (REAL / name).exists()
     ]
-    sizes = sorted(int(n) for n in os.environ.get("ETL_BENCH_PYSUS_ROWS", SIZES).split(","))
+    sizes = sorted(int(n) for n in os.environ.get("ETL_BENCH_PYSUS_ROWS", SIZES).split(",") if n.strip())
     return found + [(f"SIH RD-like, {rows:,} records", sih_dbc(rows)) for rows in sizes]
 
 
