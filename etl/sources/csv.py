@@ -10,10 +10,13 @@ lineage.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import gzip
 import logging
 import os
 import re
+import sys
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -78,6 +81,10 @@ ARROW_BLOCK = MB
 # time and 22 MB less, which a tight budget needs (1 GB CSV at 256MB: peak 246 MB with 4 MB segments, 221 with 2).
 SEGMENT_BYTES = 4 * MB
 PARSERS = 2
+# The Parquet writer's thread is the critical path (busy 93% of a 640 MB file's conversion) and shared its cores
+# with both parsers: parsers niced by 5 (Linux weighs a thread's share by its own nice value) let it run whenever it
+# can, and parse in the time it leaves. Wall 0.97x pair by pair (9 pairs; nice 10 and 19 the same), 15 MB less peak.
+PARSER_NICE = 5
 ISO_DATE = "%Y-%m-%d"
 
 
@@ -534,6 +541,13 @@ def _parse_segment(
     return table, None
 
 
+def _nice_parser() -> None:
+    """Lower this parser thread's priority (PARSER_NICE) on Linux, where a thread's nice value is its own."""
+    if sys.platform == "linux":
+        with contextlib.suppress(OSError):  # a priority is advice: parsing goes on without it
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), PARSER_NICE)
+
+
 def _ends_in_quotes(table: pa.Table) -> bool:
     """Whether the segment may have been cut inside a quoted value. Arrow takes a quote left open at the end of its
     input as closed there: the open value in any column but the last leaves its row short (an error), and in the
@@ -562,7 +576,7 @@ def arrow_batches(
     whole file would, from a row's start, so what it yields is what that reader gives.
     """
     segments = _segments(path, path.stat().st_size, segment_bytes)
-    pool = ThreadPoolExecutor(PARSERS, thread_name_prefix="csv-parse")
+    pool = ThreadPoolExecutor(PARSERS, thread_name_prefix="csv-parse", initializer=_nice_parser)
     pending: deque[tuple[int, Future]] = deque()
 
     def fill() -> None:
