@@ -171,7 +171,6 @@ def main() -> None:
         measures,
         [
             f"etl ran with `--memory-limit {BUDGET}`, 2 threads; peak RSS is the whole process tree's (wait4).",
-            "The machine was shared by several jobs while this ran (2 cores, 8 helpers): times are noisy.",
             "pandas is used by this benchmark only. Its cve_risk runs under a 4 GB address-space cap (RLIMIT_AS) so "
             "that it fails rather than take the machine's memory; a failure there means it needed more.",
         ],

@@ -79,6 +79,5 @@ def main() -> None:
             "The floors are what NVD's keyless limit (5 requests per rolling 30 s, 2,000 CVEs a page) imposes on "
             "fetching alone, before converting anything; etl's own fetch takes 1.04-1.13x its floor "
             "(benchmarks/results/nvd_fetch.md).",
-            "The machine was shared by several jobs while this ran (2 cores, 8 helpers): times are noisy.",
         ],
     )

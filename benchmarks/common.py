@@ -64,7 +64,8 @@ def write_table(topic: str, title: str, measures: list[Measure], notes: list[str
     lines = [
         f"# {title}",
         "",
-        f"Machine: {os.cpu_count()} cores; {time.strftime('%Y-%m-%d %H:%M')}.",
+        f"Machine: {os.cpu_count()} cores; {time.strftime('%Y-%m-%d %H:%M')}; load average {os.getloadavg()[0]:.1f} "
+        "(1 min) as the table was written: above the core count, other work shared the machine and times are noisy.",
         "",
         "| tool | wall (s) | peak RSS (MB) | output (MB) | note |",
         "|---|---:|---:|---:|---|",

@@ -145,7 +145,7 @@ class ParquetSink:
         self.row_group_bytes = row_group_bytes
         self.rows = 0
         self._pending: list[pa.RecordBatch] = []
-        self._pending_bytes = 0
+        self.pending_bytes = 0
         self._atomic = atomic_path(self.path)
         self._tmp: Path | None = None
         self._writer: ParquetWriter | None = (
@@ -229,17 +229,17 @@ class ParquetSink:
         if batch.schema != self.schema:
             batch = pa.RecordBatch.from_arrays(batch.columns, schema=self.schema)
         self._pending.append(batch)
-        self._pending_bytes += batch.nbytes
+        self.pending_bytes += batch.nbytes
         self.rows += batch.num_rows
         # The first row group is a quarter of the others: the writer starts sooner.
-        if self._pending_bytes >= self.row_group_bytes // (1 if self._started else 4):
-            self._flush()
+        if self.pending_bytes >= self.row_group_bytes // (1 if self._started else 4):
+            self.flush()
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
         if self._pending:
             # One dictionary per column chunk: the writer re-encodes chunks whose dictionaries differ.
             table = pa.Table.from_batches(self._pending, schema=self.schema).unify_dictionaries()
-            self._pending, self._pending_bytes = [], 0
+            self._pending, self.pending_bytes = [], 0
             self._wait()
             self._in_flight = self._pool.submit(self._write_group, table)
             self._started = True
@@ -267,7 +267,7 @@ class ParquetSink:
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
             if exc_type is None and self.schema is not None:
-                self._flush()
+                self.flush()
                 self._wait()
                 if self._writer is None:  # a declared schema and no rows: a file with no row group
                     self._open(self.schema.empty_table())
