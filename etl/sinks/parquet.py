@@ -236,6 +236,8 @@ class ParquetSink:
             self.flush()
 
     def flush(self) -> None:
+        """Hand the rows held so far to the writer as a row group (a caller holding several sinks may write one out
+        before it fills: etl/sources/nvd.py)."""
         if self._pending:
             # One dictionary per column chunk: the writer re-encodes chunks whose dictionaries differ.
             table = pa.Table.from_batches(self._pending, schema=self.schema).unify_dictionaries()

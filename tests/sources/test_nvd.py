@@ -1,3 +1,4 @@
+import contextlib
 import gzip
 import json
 import sqlite3
@@ -390,16 +391,13 @@ def test_memory_stays_within_the_budget_whatever_the_input_size(tmp_path):
 def test_the_tables_sinks_hold_between_them_what_one_would(tmp_path):
     """The largest holders are written out until the sinks hold `limit` bytes in all; every row reaches its file."""
     sizes = {"big": 6000, "mid": 2500, "small": 400}  # rows of 8-byte values
-    sinks = {name: ParquetSink(tmp_path / f"{name}.parquet") for name in sizes}
-    for name, sink in sinks.items():
-        sink.__enter__()
-        sink.write(pa.record_batch({"v": np.arange(sizes[name], dtype=np.int64)}))
-    limit = 4000 * 8
-    _hold_at_most(limit, sinks.values())
-    held = {name: sink.pending_bytes for name, sink in sinks.items()}
-    assert held == {"big": 0, "mid": 2500 * 8, "small": 400 * 8}
-    _hold_at_most(2000 * 8, sinks.values())
-    assert [sink.pending_bytes for sink in sinks.values()] == [0, 0, 400 * 8]
-    for sink in sinks.values():
-        sink.__exit__(None, None, None)
+    with contextlib.ExitStack() as stack:
+        sinks = {name: stack.enter_context(ParquetSink(tmp_path / f"{name}.parquet")) for name in sizes}
+        for name, sink in sinks.items():
+            sink.write(pa.record_batch({"v": np.arange(sizes[name], dtype=np.int64)}))
+        _hold_at_most(4000 * 8, sinks.values())
+        held = {name: sink.pending_bytes for name, sink in sinks.items()}
+        assert held == {"big": 0, "mid": 2500 * 8, "small": 400 * 8}
+        _hold_at_most(2000 * 8, sinks.values())
+        assert [sink.pending_bytes for sink in sinks.values()] == [0, 0, 400 * 8]
     assert {name: pq.read_metadata(tmp_path / f"{name}.parquet").num_rows for name in sizes} == sizes
