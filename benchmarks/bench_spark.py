@@ -116,8 +116,7 @@ def main() -> None:
         "(whole processes, start-up included).",
         f"- Spark's overhead at local[1] against local: {walls['spark local[1]'] - busy_local:.1f} s "
         "(session start-up, the storage probe, one job per file, Python workers).",
-        "- The machine has 2 cores shared with other jobs (loaded while this ran): timings are noisy; the "
-        "figures are one run, side by side.",
+        "- The figures are one run, side by side.",
         "- Peak RSS (process) for Spark runs is the largest single process of the tree (the driver's JVM); "
         "per-task peaks are the Python worker's own, as the run report records them.",
     ]
