@@ -62,12 +62,12 @@ def python(code: str) -> list[str]:
 
 def write_table(topic: str, title: str, measures: list[Measure], notes: list[str]) -> Path:
     load = os.getloadavg()[0]
-    busy = load > (os.cpu_count() or 1)
+    shared = ": above the core count, other work shared the machine and times are noisy"
     lines = [
         f"# {title}",
         "",
         f"Machine: {os.cpu_count()} cores; {time.strftime('%Y-%m-%d %H:%M')}; load average {load:.1f} (1 min) as the "
-        f"table was written{': above the core count, other work shared the machine and times are noisy' if busy else ''}.",
+        f"table was written{shared if load > (os.cpu_count() or 1) else ''}.",
         "",
         "| tool | wall (s) | peak RSS (MB) | output (MB) | note |",
         "|---|---:|---:|---:|---|",

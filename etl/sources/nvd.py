@@ -19,7 +19,7 @@ import logging
 import lzma
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +35,7 @@ from etl.arrays import int64_array, text_array, text_scalar
 from etl.config import Dataset
 from etl.errors import ConversionError, SourceError
 from etl.memory import working_bytes
-from etl.sinks.parquet import ParquetSink, lineage_columns, row_group_bytes
+from etl.sinks.parquet import ParquetSink, hold_at_most, lineage_columns, row_group_bytes
 from etl.sources import Context, ConvertResult, local_files
 from etl.sources.nvd_pages import COMPLETE, FULL, WINDOW_META
 
@@ -781,18 +781,6 @@ def stem(path: Path) -> str:
     return Path(path).name.removesuffix(".gz").removesuffix(".json")
 
 
-def _hold_at_most(limit: int, sinks: Iterable[ParquetSink]) -> None:
-    """Flush the sinks holding most until they hold `limit` bytes of rows between them, what one sink would hold.
-
-    Each of the nine tables' sinks holding a row group of its own let memory grow with the pages until the smallest
-    tables had filled theirs: 200 pages at 256 MB peaked at 242 MB (184 now), and 400 pages over the budget. The
-    cves table is most of the bytes, so it is most of the row groups written; the small tables go when they add up.
-    """
-    sinks = list(sinks)
-    while sum(s.pending_bytes for s in sinks) > limit:
-        max(sinks, key=lambda s: s.pending_bytes).flush()
-
-
 def convert_file(path: Path, out_dir: Path, dataset: Dataset, ctx: Context) -> ConvertResult:
     """Convert a window folder, a page or a feed into one Parquet file per table: `out_dir/<table>/<name>.parquet`."""
     path = Path(path)
@@ -831,7 +819,7 @@ def convert_file(path: Path, out_dir: Path, dataset: Dataset, ctx: Context) -> C
                 for table, rows in tables.items():
                     for batch in rows.to_batches():
                         sinks[table].write(batch)
-                _hold_at_most(held, sinks.values())
+                hold_at_most(held, sinks.values())
                 read[page] += len(raw)
             total = read.total()
     except ConversionError as e:

@@ -1,9 +1,12 @@
+import contextlib
+
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from etl.files import atomic_path, remove_partials
-from etl.sinks.parquet import ParquetSink, with_lineage
+from etl.sinks.parquet import ParquetSink, hold_at_most, with_lineage
 
 
 def write_parquet(batches, path, schema=None, row_group_bytes=64 * 2**20):
@@ -221,3 +224,18 @@ def test_decimals_are_stored_as_integers_and_read_back_as_decimals(tmp_path):
     assert table.column("amount").to_pylist() == amounts and table.column("wide").to_pylist() == wide
     totals = duckdb.sql(f"SELECT sum(amount), count(amount) FROM '{tmp_path / 'd.parquet'}'").fetchall()
     assert totals == [(Decimal("100000001234.54") * 1000, 3000)]  # DuckDB reads them as the same decimals
+
+
+def test_sinks_written_at_once_hold_between_them_what_one_would(tmp_path):
+    """The largest holders are written out until the sinks hold `limit` bytes in all; every row reaches its file."""
+    sizes = {"big": 6000, "mid": 2500, "small": 400}  # rows of 8-byte values
+    with contextlib.ExitStack() as stack:
+        sinks = {name: stack.enter_context(ParquetSink(tmp_path / f"{name}.parquet")) for name in sizes}
+        for name, sink in sinks.items():
+            sink.write(pa.record_batch({"v": np.arange(sizes[name], dtype=np.int64)}))
+        hold_at_most(4000 * 8, sinks.values())
+        held = {name: sink.pending_bytes for name, sink in sinks.items()}
+        assert held == {"big": 0, "mid": 2500 * 8, "small": 400 * 8}
+        hold_at_most(2000 * 8, sinks.values())
+        assert [sink.pending_bytes for sink in sinks.values()] == [0, 0, 400 * 8]
+    assert {name: pq.read_metadata(tmp_path / f"{name}.parquet").num_rows for name in sizes} == sizes

@@ -1,4 +1,3 @@
-import contextlib
 import gzip
 import json
 import sqlite3
@@ -7,16 +6,13 @@ import sys
 from pathlib import Path
 
 import duckdb
-import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from benchmarks.bench_nvd import NAIVE
 from etl.errors import ConversionError
 from etl.samples.nvd import make_cve, write_sample
-from etl.sinks.parquet import ParquetSink
-from etl.sources.nvd import TABLES, _hold_at_most, read_cves
+from etl.sources.nvd import TABLES, read_cves
 from etl.sources.nvd_pages import write_page
 from tests.conftest import TEST_BUDGET_MB, etl_measured, samples_dir
 from tests.conftest import parquet_rows as rows
@@ -386,18 +382,3 @@ def test_memory_stays_within_the_budget_whatever_the_input_size(tmp_path):
     assert code == 0, err
     assert json.loads(out)["rows"] == 2 * pages * 2000
     assert peak < TEST_BUDGET_MB, f"peak RSS {peak:.0f} MB at a {TEST_BUDGET_MB} MB budget"
-
-
-def test_the_tables_sinks_hold_between_them_what_one_would(tmp_path):
-    """The largest holders are written out until the sinks hold `limit` bytes in all; every row reaches its file."""
-    sizes = {"big": 6000, "mid": 2500, "small": 400}  # rows of 8-byte values
-    with contextlib.ExitStack() as stack:
-        sinks = {name: stack.enter_context(ParquetSink(tmp_path / f"{name}.parquet")) for name in sizes}
-        for name, sink in sinks.items():
-            sink.write(pa.record_batch({"v": np.arange(sizes[name], dtype=np.int64)}))
-        _hold_at_most(4000 * 8, sinks.values())
-        held = {name: sink.pending_bytes for name, sink in sinks.items()}
-        assert held == {"big": 0, "mid": 2500 * 8, "small": 400 * 8}
-        _hold_at_most(2000 * 8, sinks.values())
-        assert [sink.pending_bytes for sink in sinks.values()] == [0, 0, 400 * 8]
-    assert {name: pq.read_metadata(tmp_path / f"{name}.parquet").num_rows for name in sizes} == sizes
