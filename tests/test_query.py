@@ -331,6 +331,7 @@ def test_the_issue_query_and_one_that_cannot_fit(big):
     code, out, err, peak = etl_measured(big, "sql", f"SELECT len(list(code)) FROM {big_file}")
     assert code == 1 and "Traceback" not in err
     assert err.count("\n") == 0 and "Out of Memory Error" in err and "Raise --memory-limit" in err
+    assert "a full ORDER BY of wide rows or a join many times the limit" in err and "aggregate further" in err
     assert peak < TEST_BUDGET_MB
 
 

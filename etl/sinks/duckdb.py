@@ -173,7 +173,8 @@ def hint(error: Exception) -> str | None:
         )
     if "Out of Memory" in text:
         return (
-            "Raise --memory-limit; aggregations such as string_agg() or list() over a few huge groups cannot "
-            "spill to disk: aggregate further first"
+            "Raise --memory-limit; a full ORDER BY of wide rows or a join many times the limit needs more of it "
+            "than a GROUP BY; aggregations such as string_agg() or list() over a few huge groups cannot spill to "
+            "disk: aggregate further first"
         )
     return None
