@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from etl.codes import Codes
+from etl.codes import Codes, unique_rows
 
 
 @pytest.mark.parametrize("words", [1, 2])
@@ -44,3 +44,15 @@ def test_keys_of_two_bytes_index_the_table_directly():
     every = np.arange(65536, dtype="<u8").reshape(-1, 1)
     got = codes.codes(every)
     assert (codes.keys[got] == every).all() and len(codes) == 65536
+
+
+@pytest.mark.parametrize("words", [1, 2])
+def test_distinct_keys_come_in_order_of_first_appearance(words):
+    rng = np.random.default_rng(1)
+    runs = np.repeat(np.array([7, 3, 7, 0, 9, 3], "<u8"), [5, 1, 4, 2, 3, 6])  # a field in runs, as DBFs hold
+    scattered = rng.integers(0, 500, 20_000).astype("<u8")
+    for column in (runs, scattered):
+        keys = np.stack([column * (w + 1) for w in range(words)], axis=1)
+        seen = list(dict.fromkeys(map(tuple, keys.tolist())))
+        assert unique_rows(keys).tolist() == [list(k) for k in seen]
+    assert unique_rows(np.zeros((0, words), "<u8")).shape == (0, words)
