@@ -316,7 +316,7 @@ def _transcode(path: Path, encoding: str, out: Path) -> None:
 
 
 def _cast_counts(con, source: str, columns: dict[str, tuple[str, ...]], rows: int) -> dict[str, tuple]:
-    """Per column, over the file's first `rows` rows: (rows read, non-empty values, values that cast to each of its
+    """Per column, over the first `rows` rows of `source` (read as text): (rows read, non-empty values, values that cast to each of its
     candidate types, values with a leading zero)."""
     checks = ["count(*)"]
     for c, candidates in columns.items():
@@ -325,8 +325,7 @@ def _cast_counts(con, source: str, columns: dict[str, tuple[str, ...]], rows: in
         checks += [f"count(TRY_CAST(NULLIF(trim({col}), '') AS {t}))" for t in candidates]
         checks.append(f"count(*) FILTER (WHERE regexp_matches({col}, '^\\s*[+-]?0[0-9]'))")
     read, *row = con.execute(
-        f"SELECT {', '.join(checks)} FROM (SELECT * FROM read_csv({source}, all_varchar = true, "
-        f"store_rejects = true) LIMIT {rows})"
+        f"SELECT {', '.join(checks)} FROM (SELECT * FROM read_csv({source}, store_rejects = true) LIMIT {rows})"
     ).fetchall()[0]
     counts, i = {}, 0
     for c, candidates in columns.items():
@@ -366,17 +365,55 @@ def _narrow_types(con, source: str, text_cols: list[str]) -> dict[str, str]:
     return narrowed
 
 
-def infer_types(con, source: str, opts: Options) -> dict[str, str]:
+@dataclass
+class Sniffed:
+    """What DuckDB's sniffer found: the columns' types and the file's dialect."""
+
+    types: dict[str, str]
+    delimiter: str
+    skipped: int  # lines before the header
+    date_format: str | None
+    text_source: (
+        str  # read_csv's arguments reading every column as text in that dialect, without sniffing again
+    )
+
+
+def sniff(con, source: str, opts: Options) -> Sniffed:
+    """One pass of DuckDB's sniffer over `source` (read_csv's arguments), with rejects kept as when reading.
+
+    Every read_csv call sniffs the file anew (17-25 ms here): the types, the dialect and the reads that narrow
+    the types share this one. A 640 MB file's plan in a warm process took 62 ms instead of 84 (medians of 15),
+    against a DESCRIBE, a sniff on a second thread and a narrowing read that sniffed again; converting a 10 MB
+    file, 0.96x the wall (whole process, 25 pairs)."""
+    delimiter, new_line, comment, skipped, columns, date_format = con.execute(
+        "SELECT Delimiter, NewLineDelimiter, Comment, SkipRows, Columns, DateFormat "
+        f"FROM sniff_csv({source}, store_rejects = true)"
+    ).fetchall()[0]
+    types = {c["name"]: c["type"] for c in columns}
+    text = ", ".join(f"{quote_literal(c)}: 'VARCHAR'" for c in types)
+    fixed = [
+        "auto_detect = false",
+        f"columns = {{{text}}}",
+        f"new_line = {quote_literal(new_line)}",
+        f"skip = {int(skipped)}",
+    ]
+    if comment != "(empty)":
+        fixed.append(f"comment = {quote_literal(comment)}")
+    if opts.delimiter is None:
+        fixed.append(f"delim = {quote_literal(delimiter)}")
+    return Sniffed(types, delimiter, skipped, date_format, f"{source}, {', '.join(fixed)}")
+
+
+def infer_types(con, sniffed: Sniffed, opts: Options) -> dict[str, str]:
     """Column types: DuckDB's sniffer, corrected so a few stray values do not turn a column into text.
 
     A text column whose sampled values nearly all (TYPE_TOLERANCE) cast to a narrower type gets that type, and
     the rows holding the stray values are rejected with the reason. Declared types (`schema`) win.
     """
-    described = con.execute(f"DESCRIBE SELECT * FROM read_csv({source}, store_rejects = true)").fetchall()
-    types = {name: typ for name, typ, *_ in described}
+    types = dict(sniffed.types)
     text_cols = [c for c, t in types.items() if t == "VARCHAR" and c not in opts.schema]
     if text_cols:
-        types.update(_narrow_types(con, source, text_cols))
+        types.update(_narrow_types(con, sniffed.text_source, text_cols))
     unknown = set(opts.schema) - set(types)
     if unknown:
         raise SourceError(
@@ -425,7 +462,7 @@ def read_batches(
             message, position, hint = _too_long(line, settings.memory_limit)
             raise SourceError(message, file=str(path), position=position, hint=hint)
         source = _reader_args(source_path, options, encoding, settings.memory_limit)
-        types = infer_types(con, source, options)
+        types = infer_types(con, sniff(con, source, options), options)
         typed = ", ".join(f"{quote_literal(c)}: {quote_literal(t)}" for c, t in types.items())
         rows = batch_rows(settings.memory_limit, _row_bytes(path) * 4, cap=500_000)
         reader = con.sql(f"SELECT * FROM read_csv({source}, types = {{{typed}}}, store_rejects = true)")
@@ -461,12 +498,6 @@ class ArrowPlan:
     delimiter: str
 
 
-def _dialect(cursor, source: str) -> tuple[str, int, str | None]:
-    """DuckDB's sniffed delimiter, lines skipped before the header, and date format."""
-    with cursor:
-        return cursor.execute(f"SELECT Delimiter, SkipRows, DateFormat FROM sniff_csv({source})").fetchone()
-
-
 def arrow_plan(path: Path, options: Options, settings: Settings) -> ArrowPlan | None:
     """The plan for Arrow's pass, or None for a file it cannot read as DuckDB does (not plain UTF-8, a single
     column, a type outside ARROW_TYPES, dates not in ISO form, lines skipped before the header)."""
@@ -477,25 +508,23 @@ def arrow_plan(path: Path, options: Options, settings: Settings) -> ArrowPlan | 
     import duckdb
 
     con = connect(settings, preserve_order=True)
-    # The dialect is sniffed on a second cursor and thread while the types are inferred (DuckDB releases the GIL):
-    # the plan alone, in a warm process: 82-104 ms against 104-107 (medians of 15; whole-process 0.99x, 15 pairs).
-    dialect = ThreadPoolExecutor(1, thread_name_prefix="csv-sniff")
     try:
-        source = _reader_args(path, options, "utf-8", settings.memory_limit)
-        sniffed = dialect.submit(_dialect, con.cursor(), source)
-        types = infer_types(con, source, options)
-        delimiter, skipped, date_format = sniffed.result()
+        sniffed = sniff(con, _reader_args(path, options, "utf-8", settings.memory_limit), options)
+        types = infer_types(con, sniffed, options)
     except (duckdb.Error, SourceError):  # DuckDB's reader says what is wrong with the file
         return None
     finally:
-        dialect.shutdown(wait=True)
         con.close()
-    delimiter = options.delimiter or delimiter
     arrow = {c: ARROW_TYPES.get(t.upper()) for c, t in types.items()}
     dates = "DATE" in (t.upper() for t in types.values())
-    if None in arrow.values() or len(arrow) < 2 or skipped or (dates and date_format not in (None, ISO_DATE)):
+    if (
+        None in arrow.values()
+        or len(arrow) < 2
+        or sniffed.skipped
+        or (dates and sniffed.date_format not in (None, ISO_DATE))
+    ):
         return None
-    return ArrowPlan(arrow, delimiter)
+    return ArrowPlan(arrow, sniffed.delimiter)
 
 
 def _segments(path: Path, size: int, segment_bytes: int) -> Iterator[tuple[int, int]]:

@@ -81,6 +81,19 @@ def test_a_stray_value_late_in_the_file_does_not_turn_the_column_into_text(etl, 
     assert len(reason) == 1 and "n/a" in reason[0][0]
 
 
+def test_types_are_narrowed_in_the_sniffed_dialect(etl, tmp_path):
+    # The reads that narrow a text column reuse the sniffer's dialect (here `|` and CRLF, neither passed).
+    lines = ["id|qty|name"] + [f"{i}|{i % 7}|n{i}" for i in range(1, 5001)]
+    lines[3] = "3|??|x"
+    write(tmp_path / "crlf.csv", "\r\n".join(lines) + "\r\n")
+    assert etl("convert", "csv", tmp_path / "crlf.csv", "--out", "out").code == 0
+    assert str(pq.read_schema(tmp_path / "out/crlf.parquet").field("qty").type) == "int64"
+    got = rows(tmp_path / "out/crlf.parquet")
+    assert len(got) == 4999 and got[:3] == [(1, 1, "n1", 1), (2, 2, "n2", 2), (4, 4, "n4", 3)]
+    rejects = duckdb.sql(f"SELECT line, raw FROM '{tmp_path}/out/_rejects/crlf.parquet'").fetchall()
+    assert rejects == [(4, "3|??|x")]
+
+
 def test_a_stray_value_early_is_rejected_not_widened(etl, tmp_path):
     lines = ["id;qty"] + [f"{i};{i % 7}" for i in range(1, 5001)]
     lines[3] = "3;??"
