@@ -3,7 +3,7 @@
 Targets (issue 17): etl within 1.0x of the faster of the raw DuckDB COPY and Polars' scan_csv().sink_parquet() on
 the same file in the same run, at 1 GB and at 5 GB; the 5 GB CSV at --memory-limit 512MB with peak RSS under 512 MB.
 All three write zstd (etl level 1, the others their default level 3). The three run in turn, ETL_BENCH_CSV_ROUNDS
-rounds (default 3) per size: on a shared machine a ratio counts only between runs made under the same load, so the
+rounds (default 5) per size: on a shared machine a ratio counts only between runs made under the same load, so the
 verdict is the median of the rounds' ratios. Sizes can be scaled with ETL_BENCH_CSV_GB (default "1,5").
 """
 
@@ -129,7 +129,7 @@ def bench(gb: float, rounds: int, measures: list[Measure], notes: list[str]) -> 
 
 def main() -> None:
     sizes = [float(s) for s in os.environ.get("ETL_BENCH_CSV_GB", "1,5").split(",")]
-    rounds = int(os.environ.get("ETL_BENCH_CSV_ROUNDS", "3"))
+    rounds = int(os.environ.get("ETL_BENCH_CSV_ROUNDS", "5"))
     measures: list[Measure] = []
     notes: list[str] = []
     for gb in sizes:
