@@ -316,8 +316,8 @@ def _transcode(path: Path, encoding: str, out: Path) -> None:
 
 
 def _cast_counts(con, source: str, columns: dict[str, tuple[str, ...]], rows: int) -> dict[str, tuple]:
-    """Per column, over the first `rows` rows of `source` (read as text): (rows read, non-empty values, values that cast to each of its
-    candidate types, values with a leading zero)."""
+    """Per column, over the first `rows` rows of `source` (read as text): (rows read, non-empty values, values that
+    cast to each of its candidate types, values with a leading zero)."""
     checks = ["count(*)"]
     for c, candidates in columns.items():
         col = quote_ident(c)
@@ -373,9 +373,8 @@ class Sniffed:
     delimiter: str
     skipped: int  # lines before the header
     date_format: str | None
-    text_source: (
-        str  # read_csv's arguments reading every column as text in that dialect, without sniffing again
-    )
+    # read_csv's arguments that read every column as text in that dialect, without sniffing again
+    text_source: str
 
 
 def sniff(con, source: str, opts: Options) -> Sniffed:
