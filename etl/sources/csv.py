@@ -365,6 +365,11 @@ def _narrow_types(con, source: str, text_cols: list[str]) -> dict[str, str]:
     return narrowed
 
 
+def _types_struct(types: dict[str, str]) -> str:
+    """The struct of column names to types that read_csv's `columns` and `types` take."""
+    return "{" + ", ".join(f"{quote_literal(c)}: {quote_literal(t)}" for c, t in types.items()) + "}"
+
+
 @dataclass
 class Sniffed:
     """What DuckDB's sniffer found: the columns' types and the file's dialect."""
@@ -389,12 +394,11 @@ def sniff(con, source: str, opts: Options) -> Sniffed:
         f"FROM sniff_csv({source}, store_rejects = true)"
     ).fetchall()[0]
     types = {c["name"]: c["type"] for c in columns}
-    text = ", ".join(f"{quote_literal(c)}: 'VARCHAR'" for c in types)
     fixed = [
         "auto_detect = false",
-        f"columns = {{{text}}}",
+        f"columns = {_types_struct(dict.fromkeys(types, 'VARCHAR'))}",
         f"new_line = {quote_literal(new_line)}",
-        f"skip = {int(skipped)}",
+        f"skip = {skipped}",
     ]
     if comment != "(empty)":
         fixed.append(f"comment = {quote_literal(comment)}")
@@ -462,9 +466,10 @@ def read_batches(
             raise SourceError(message, file=str(path), position=position, hint=hint)
         source = _reader_args(source_path, options, encoding, settings.memory_limit)
         types = infer_types(con, sniff(con, source, options), options)
-        typed = ", ".join(f"{quote_literal(c)}: {quote_literal(t)}" for c, t in types.items())
         rows = batch_rows(settings.memory_limit, _row_bytes(path) * 4, cap=500_000)
-        reader = con.sql(f"SELECT * FROM read_csv({source}, types = {{{typed}}}, store_rejects = true)")
+        reader = con.sql(
+            f"SELECT * FROM read_csv({source}, types = {_types_struct(types)}, store_rejects = true)"
+        )
         _check_columns(path, types, options)
         yield from reader.to_arrow_reader(rows)
         rejects = con.sql(REJECTS_QUERY).to_arrow_table()
