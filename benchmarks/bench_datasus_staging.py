@@ -55,7 +55,7 @@ print(datasus.export("SIA", "PA", "{out}", memory_limit="{budget}"))
 # group of ~80 columns outgrew the 171 MiB DuckDB gets at this budget ("Out of Memory Error").
 DUCKDB_COPY = """
 from etl.datasus.api import _staged
-from etl.sinks.parquet import row_group_bytes
+from etl.memory import row_group_bytes
 con, settings, schema, view = _staged("SIA", "PA", None, None, None, None, None, "{budget}", None)
 mib = row_group_bytes(settings.memory_limit) // 2**20
 con.execute(f"COPY (SELECT * FROM {{schema}}.{{view}}) TO '{out}' "

@@ -146,7 +146,8 @@ def export_view(
     """
     import pyarrow as pa
 
-    from etl.sinks.parquet import ParquetSink, row_group_bytes
+    from etl.memory import row_group_bytes
+    from etl.sinks.parquet import ParquetSink
 
     notes = descriptions(con, schema, view)
     rel = con.sql(f"SELECT * FROM {quote_ident(schema)}.{quote_ident(view)}")

@@ -75,6 +75,17 @@ def batch_rows(budget: int, row_bytes: int, *, cap: int = 1_000_000) -> int:
     return max(1024, min(cap, working_bytes(budget) // 4 // max(1, row_bytes)))
 
 
+DEFAULT_ROW_GROUP_BYTES = 32 * MB
+# Row groups a Parquet sink holds in memory: one filling, one being written, and the pages that one has encoded.
+HELD_ROW_GROUPS = 3
+
+
+def row_group_bytes(budget: int, share: float = 0.25) -> int:
+    """Row groups of about 32 MB in memory, smaller under a tight budget: HELD_ROW_GROUPS of them take `share` of
+    the budget beyond the interpreter's (11 MB at 256 MB for a quarter)."""
+    return max(2 * MB, min(DEFAULT_ROW_GROUP_BYTES, int((budget - 120 * MB) * share) // HELD_ROW_GROUPS))
+
+
 PROC = "/proc"
 
 

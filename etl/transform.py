@@ -22,7 +22,7 @@ from etl.config import Settings
 from etl.dictionary import apply_dictionary
 from etl.errors import LoadError
 from etl.files import atomic_path
-from etl.memory import MB
+from etl.memory import MB, row_group_bytes
 from etl.reference import load_reference
 from etl.sinks.duckdb import (
     WAREHOUSE_SHARE,
@@ -36,7 +36,7 @@ from etl.sinks.duckdb import (
     run_sql_file,
     warehouse_reserve,
 )
-from etl.sinks.parquet import row_group_bytes
+from etl.sinks.sort_ranges import create_sorted_in_ranges
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ def run_transform(
     elif path.suffix == ".csv":
         apply_dictionary(con, schema, path, labels)
     else:
-        run_sql_file(con, path, text)
+        run_sql_file(con, path, text, out_of_memory=create_sorted_in_ranges)
 
 
 def run_polars_file(
@@ -162,6 +162,8 @@ def export_marts(con: duckdb.DuckDBPyConnection, settings: Settings, schema: str
     ]
     row_group_mib = row_group_bytes(settings.memory_limit) // MB  # a row group is buffered whole
     out = []
+    preserve = con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()[0]
+    con.execute("SET preserve_insertion_order = true")  # a mart built with ORDER BY is written in that order
     for table in tables:
         path = marts_dir(settings, schema) / f"{table}.parquet"
         if path.is_dir():  # the Spark engine's folder from an earlier run: a file cannot be renamed over it
@@ -172,4 +174,5 @@ def export_marts(con: duckdb.DuckDBPyConnection, settings: Settings, schema: str
                 f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE_BYTES '{row_group_mib}MiB')"
             )
         out.append(path)
+    con.execute(f"SET preserve_insertion_order = {bool(preserve)}")
     return out

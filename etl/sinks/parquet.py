@@ -20,8 +20,7 @@ from pyarrow._parquet import ParquetWriter
 from etl import compute as pc
 from etl.arrays import int64_array, text_array, text_scalar
 from etl.files import NoOutput, atomic_path
-
-MB = 1024 * 1024
+from etl.memory import DEFAULT_ROW_GROUP_BYTES
 
 # jemalloc, not Arrow's default mimalloc, which kept freed memory mapped (269 MB -> 237 MB peak converting a 1 GB
 # CSV at 256 MB). etl/__init__.py makes it the default pool of Arrow's C++ code; this covers Python-side allocations
@@ -33,16 +32,7 @@ MB = 1024 * 1024
 with contextlib.suppress(NotImplementedError):  # a pyarrow built without jemalloc
     pa.set_memory_pool(pa.jemalloc_memory_pool())
     pa.jemalloc_set_decay_ms(100)
-DEFAULT_ROW_GROUP_BYTES = 32 * MB
 SAMPLE_ROWS = 16_384  # rows of the first row group that choose the columns' encodings
-# Row groups a sink holds in memory: one filling, one being written, and the pages that one has encoded so far.
-HELD_ROW_GROUPS = 3
-
-
-def row_group_bytes(budget: int, share: float = 0.25) -> int:
-    """Row groups of about 32 MB in memory, smaller under a tight budget: HELD_ROW_GROUPS of them take `share` of
-    the budget beyond the interpreter's (11 MB at 256 MB for a quarter)."""
-    return max(2 * MB, min(DEFAULT_ROW_GROUP_BYTES, int((budget - 120 * MB) * share) // HELD_ROW_GROUPS))
 
 
 # Lineage columns, on every row of every source's output (never null).

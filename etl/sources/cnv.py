@@ -29,8 +29,8 @@ from etl.arrays import int64_array, text_array
 from etl.config import Dataset
 from etl.errors import ConfigError, ConversionError, SourceError
 from etl.files import atomic_path
-from etl.memory import batch_rows
-from etl.sinks.parquet import LINEAGE_FIELDS, ParquetSink, lineage_columns, row_group_bytes
+from etl.memory import batch_rows, row_group_bytes
+from etl.sinks.parquet import LINEAGE_FIELDS, ParquetSink, lineage_columns
 from etl.sources import SINGLE_TABLE, Context, ConvertResult
 
 logger = logging.getLogger(__name__)

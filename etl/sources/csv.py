@@ -30,9 +30,9 @@ from etl.arrays import text_scalar
 from etl.config import Dataset, Settings
 from etl.errors import ConfigError, SourceError
 from etl.files import atomic_path, tmp_path
-from etl.memory import MB, batch_rows, duckdb_memory_limit
+from etl.memory import MB, batch_rows, duckdb_memory_limit, row_group_bytes
 from etl.sinks.duckdb import connect, quote_ident, quote_literal
-from etl.sinks.parquet import ParquetSink, row_group_bytes, with_lineage
+from etl.sinks.parquet import ParquetSink, with_lineage
 from etl.sources import Context, ConvertResult, local_files
 
 logger = logging.getLogger(__name__)

@@ -26,8 +26,8 @@ from etl.codes import Codes, unique_rows
 from etl.config import Dataset
 from etl.errors import ConversionError, SourceError
 from etl.files import atomic_path
-from etl.memory import working_bytes
-from etl.sinks.parquet import LINEAGE_FIELDS, ParquetSink, lineage_columns, row_group_bytes
+from etl.memory import row_group_bytes, working_bytes
+from etl.sinks.parquet import LINEAGE_FIELDS, ParquetSink, lineage_columns
 from etl.sources import SINGLE_TABLE, Context, ConvertResult
 
 logger = logging.getLogger(__name__)

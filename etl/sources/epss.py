@@ -25,8 +25,8 @@ import pyarrow.csv as pcsv
 from etl.arrays import NULL_TEXT, date_scalar, text_scalar
 from etl.config import Dataset
 from etl.errors import ConfigError, ConversionError, FetchError, FetchFailures
-from etl.memory import working_bytes
-from etl.sinks.parquet import LINEAGE_FIELDS, ParquetSink, lineage_columns, row_group_bytes
+from etl.memory import row_group_bytes, working_bytes
+from etl.sinks.parquet import LINEAGE_FIELDS, ParquetSink, lineage_columns
 from etl.sources import Context, ConvertResult, local_files
 from etl.sources.enrichment import write_rejects
 

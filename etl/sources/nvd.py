@@ -34,8 +34,8 @@ import pyarrow.json as pj
 from etl.arrays import int64_array, text_array, text_scalar
 from etl.config import Dataset
 from etl.errors import ConversionError, SourceError
-from etl.memory import working_bytes
-from etl.sinks.parquet import ParquetSink, hold_at_most, lineage_columns, row_group_bytes
+from etl.memory import row_group_bytes, working_bytes
+from etl.sinks.parquet import ParquetSink, hold_at_most, lineage_columns
 from etl.sources import Context, ConvertResult, local_files
 from etl.sources.nvd_pages import COMPLETE, FULL, WINDOW_META
 

@@ -25,7 +25,8 @@ import pyarrow.json as pj
 from etl.arrays import int64_array, int_scalar
 from etl.config import Dataset
 from etl.errors import ConversionError, FetchFailures
-from etl.sinks.parquet import ParquetSink, lineage_columns, row_group_bytes
+from etl.memory import row_group_bytes
+from etl.sinks.parquet import ParquetSink, lineage_columns
 from etl.sources import Context, ConvertResult, local_files
 from etl.sources.nvd import _explode, _fields, _windows, convert_inputs, pages_of, unreadable
 

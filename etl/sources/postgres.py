@@ -18,8 +18,8 @@ from psycopg import sql
 
 from etl.config import Settings
 from etl.errors import ConfigError, SourceError
-from etl.memory import MB
-from etl.sinks.parquet import ParquetSink, row_group_bytes, with_lineage
+from etl.memory import MB, row_group_bytes
+from etl.sinks.parquet import ParquetSink, with_lineage
 from etl.sinks.postgres import mask
 from etl.sources import ConvertResult
 

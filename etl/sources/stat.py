@@ -19,8 +19,8 @@ from etl.config import Dataset
 from etl.errors import ConversionError, SourceError
 from etl.extras import require
 from etl.files import atomic_path
-from etl.memory import batch_rows
-from etl.sinks.parquet import ParquetSink, row_group_bytes, with_lineage
+from etl.memory import batch_rows, row_group_bytes
+from etl.sinks.parquet import ParquetSink, with_lineage
 from etl.sources import Context, ConvertResult
 
 logger = logging.getLogger(__name__)
