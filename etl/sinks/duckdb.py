@@ -23,9 +23,10 @@ logger = logging.getLogger(__name__)
 
 
 # Building the warehouse is DuckDB's alone: it gets all but the interpreter's ~144 MB, or 48% of a larger budget.
-# At 256 MB that is 112 MiB: a GROUP BY of 20M keys over 3.4 GB peaks at 232 MB, and a join of 42M rows to 20M,
-# which fails at 106 MiB, completes at 202 MB (bench_transform, DuckDB 2.0.1). Measured at 512 MB with cve_risk over 300k CVEs and a year of EPSS: RSS is DuckDB's limit + 180-220 MB (544 MB
-# for `etl transform` with a 362 MB limit; 517 MB in an `etl run` that had converted first, with 297 MB).
+# At 256 MB that is 112 MiB: over 3.4 GB of Parquet a GROUP BY of 20M keys peaks at 234 MB, and a join of 42M rows
+# to 20M, which fails at 106 MiB, at 202 MB (bench_transform, DuckDB 2.0.1). Measured at 512 MB with cve_risk over
+# 300k CVEs and a year of EPSS: RSS is DuckDB's limit + 180-220 MB (544 MB for `etl transform` with a 362 MB limit;
+# 517 MB in an `etl run` that had converted first, with 297 MB).
 WAREHOUSE_SHARE, WAREHOUSE_RESERVE, WAREHOUSE_RESERVE_SHARE = 1.0, 144 * MB, 0.48
 
 
