@@ -56,10 +56,11 @@ def create_sorted_in_ranges(con: duckdb.DuckDBPyConnection, statement: str) -> b
     for order, key in zip(orders, keys, strict=True):  # the keys as columns of the temporary table
         order["expression"]["column_names"] = [columns[key]]
     key = quote_ident(columns[keys[0]])
+    descending, nulls_first = _direction(con, orders[0])
     con.execute(f"CREATE OR REPLACE TEMP TABLE {SCRATCH} AS {unsorted}")
     done = 0
     try:
-        ranges = deque(_ranges(con, key, orders[0]))
+        ranges = deque(_ranges(con, key, descending, nulls_first))
         create = f"CREATE {m['replace'] or ''}TABLE {m['name']} AS "
         while ranges:
             lo, hi = ranges.popleft()
@@ -69,7 +70,7 @@ def create_sorted_in_ranges(con: duckdb.DuckDBPyConnection, statement: str) -> b
             try:
                 con.execute((create if done == 0 else f"INSERT INTO {m['name']} ") + _text(con, sort), params)
             except duckdb.OutOfMemoryException:
-                ranges.extendleft(reversed(_halves(con, key, lo, hi, orders[0])))
+                ranges.extendleft(reversed(_halves(con, key, lo, hi, descending)))
                 continue
             done += 1
         logger.info(
@@ -84,10 +85,11 @@ def create_sorted_in_ranges(con: duckdb.DuckDBPyConnection, statement: str) -> b
     return True
 
 
-Range = tuple  # (lo, hi): lo <= key < hi, None unbounded; ("null", None) the NULL keys
+Range = tuple  # (lo, hi): lo <= key < hi, None unbounded; (NULL_KEYS, None) the NULL keys
+NULL_KEYS = "null"
 
 
-def _ranges(con: duckdb.DuckDBPyConnection, key: str, order: dict) -> list[Range]:
+def _ranges(con: duckdb.DuckDBPyConnection, key: str, descending: bool, nulls_first: bool) -> list[Range]:
     """Ranges of the first key in the order the statement sorts it, about a memory limit of rows each."""
     rows, width, nulls = con.execute(
         f"SELECT (SELECT count(*) FROM {SCRATCH}), "
@@ -96,50 +98,49 @@ def _ranges(con: duckdb.DuckDBPyConnection, key: str, order: dict) -> list[Range
     ).fetchone()
     limit = parse_size(con.execute("SELECT current_setting('memory_limit')").fetchone()[0].replace(" ", ""))
     parts = max(2, math.ceil(rows * (width or 0) / limit))
-    cuts = con.execute(
-        f"SELECT quantile_disc({key}, ?) FROM (SELECT {key} FROM {SCRATCH} WHERE {key} IS NOT NULL) "
-        f"USING SAMPLE reservoir({SAMPLE_ROWS} ROWS)",
-        [[i / parts for i in range(1, parts)]],
-    ).fetchone()[0]
+    cuts = _quantiles(con, key, None, None, [i / parts for i in range(1, parts)])
     bounds = [None, *sorted({c for c in cuts or [] if c is not None}), None]
-    return _in_order(list(itertools.pairwise(bounds)), nulls, order, con)
-
-
-def _halves(con: duckdb.DuckDBPyConnection, key: str, lo, hi, order: dict) -> list[Range]:
-    """A range that did not fit, cut at its median; DuckDB's error when it is a single value."""
-    where, params = _where(key, lo, hi)
-    median = con.execute(
-        f"SELECT quantile_disc({key}, 0.5) FROM (SELECT {key} FROM {SCRATCH} WHERE {where}) "
-        f"USING SAMPLE reservoir({SAMPLE_ROWS} ROWS)",
-        params,
-    ).fetchone()[0]
-    if lo == "null" or median is None or median == lo:
-        raise duckdb.OutOfMemoryException(
-            f"Out of Memory Error: a sort of the rows where {key} is {'NULL' if lo == 'null' else repr(median)} does not fit in memory"
-        )
-    return _in_order([(lo, median), (median, hi)], False, order, con)
-
-
-def _in_order(ranges: list[Range], nulls: bool, order: dict, con: duckdb.DuckDBPyConnection) -> list[Range]:
-    descending = order["type"] == "DESCENDING" or (
-        order["type"] == "ORDER_DEFAULT" and _setting(con, "default_order") == "DESCENDING"
-    )
-    null_order = order["null_order"]
-    if null_order == "ORDER_DEFAULT":
-        default = _setting(
-            con, "default_null_order"
-        )  # NULLS_LAST, NULLS_FIRST, NULLS_FIRST_ON_ASC_LAST_ON_DESC…
-        null_order = (
-            "NULLS FIRST" if default.startswith("NULLS_FIRST") != (descending and "_ON_" in default) else ""
-        )
+    ranges = list(itertools.pairwise(bounds))
     ranges = ranges[::-1] if descending else ranges
     if not nulls:
         return ranges
-    return [("null", None), *ranges] if null_order == "NULLS FIRST" else [*ranges, ("null", None)]
+    return [(NULL_KEYS, None), *ranges] if nulls_first else [*ranges, (NULL_KEYS, None)]
+
+
+def _halves(con: duckdb.DuckDBPyConnection, key: str, lo, hi, descending: bool) -> list[Range]:
+    """A range that did not fit, cut at its median; DuckDB's error when it is a single value."""
+    median = None if lo == NULL_KEYS else _quantiles(con, key, lo, hi, 0.5)
+    if median is None or median == lo:
+        value = "NULL" if lo == NULL_KEYS else repr(median)
+        raise duckdb.OutOfMemoryException(
+            f"Out of Memory Error: a sort of the rows where {key} is {value} does not fit in memory"
+        )
+    return [(median, hi), (lo, median)] if descending else [(lo, median), (median, hi)]
+
+
+def _quantiles(con: duckdb.DuckDBPyConnection, key: str, lo, hi, fractions):
+    """quantile_disc of the key over a sample of the range's rows (a value, or a list for a list of fractions)."""
+    where, params = _where(key, lo, hi)
+    return con.execute(
+        f"SELECT quantile_disc({key}, ?) FROM (SELECT {key} FROM {SCRATCH} WHERE {where}) "
+        f"USING SAMPLE reservoir({SAMPLE_ROWS} ROWS)",
+        [fractions, *params],
+    ).fetchone()[0]
+
+
+def _direction(con: duckdb.DuckDBPyConnection, order: dict) -> tuple[bool, bool]:
+    """Whether the statement sorts its first key descending, and its NULLs first (DuckDB's defaults if unsaid)."""
+    descending = order["type"] == "DESCENDING" or (
+        order["type"] == "ORDER_DEFAULT" and _setting(con, "default_order") == "DESCENDING"
+    )
+    if order["null_order"] != "ORDER_DEFAULT":
+        return descending, order["null_order"] == "NULLS FIRST"
+    default = _setting(con, "default_null_order")  # NULLS_LAST, NULLS_FIRST, NULLS_FIRST_ON_ASC_LAST_ON_DESC…
+    return descending, default.startswith("NULLS_FIRST") != (descending and "_ON_" in default)
 
 
 def _where(key: str, lo, hi) -> tuple[str, list]:
-    if lo == "null":
+    if lo == NULL_KEYS:
         return f"{key} IS NULL", []
     terms = [(f"{key} >= ?", lo), (f"{key} < ?", hi)]
     kept = [(t, v) for t, v in terms if v is not None]
