@@ -164,15 +164,18 @@ def export_marts(con: duckdb.DuckDBPyConnection, settings: Settings, schema: str
     out = []
     preserve = con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()[0]
     con.execute("SET preserve_insertion_order = true")  # a mart built with ORDER BY is written in that order
-    for table in tables:
-        path = marts_dir(settings, schema) / f"{table}.parquet"
-        if path.is_dir():  # the Spark engine's folder from an earlier run: a file cannot be renamed over it
-            shutil.rmtree(path)
-        with atomic_path(path) as tmp:
-            con.execute(
-                f"COPY {quote_ident(schema)}.{quote_ident(table)} TO {quote_literal(str(tmp))} "
-                f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE_BYTES '{row_group_mib}MiB')"
-            )
-        out.append(path)
-    con.execute(f"SET preserve_insertion_order = {bool(preserve)}")
+    try:
+        for table in tables:
+            path = marts_dir(settings, schema) / f"{table}.parquet"
+            # the Spark engine's folder from an earlier run: a file cannot be renamed over it
+            if path.is_dir():
+                shutil.rmtree(path)
+            with atomic_path(path) as tmp:
+                con.execute(
+                    f"COPY {quote_ident(schema)}.{quote_ident(table)} TO {quote_literal(str(tmp))} "
+                    f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE_BYTES '{row_group_mib}MiB')"
+                )
+            out.append(path)
+    finally:
+        con.execute(f"SET preserve_insertion_order = {bool(preserve)}")
     return out

@@ -440,7 +440,8 @@ def read_batches(
     """Typed batches of a CSV in file order, read in parallel by DuckDB; the reader contract.
 
     Rows that do not parse or do not fit their type are not yielded; after the last batch they are passed to
-    `on_rejects` as a table (line, error_type, reason, raw). Batches are bounded by the memory budget.
+    `on_rejects` as a table (line, error_type, reason, raw, _source_row: the row's 1-based place among the file's
+    rows). Batches are bounded by the memory budget.
     """
     import duckdb  # where used, as in etl.sinks.duckdb
 
@@ -465,14 +466,17 @@ def read_batches(
             message, position, hint = _too_long(line, settings.memory_limit)
             raise SourceError(message, file=str(path), position=position, hint=hint)
         source = _reader_args(source_path, options, encoding, settings.memory_limit)
-        types = infer_types(con, sniff(con, source, options), options)
+        sniffed = sniff(con, source, options)
+        types = infer_types(con, sniffed, options)
         rows = batch_rows(settings.memory_limit, _row_bytes(path) * 4, cap=500_000)
         reader = con.sql(
             f"SELECT * FROM read_csv({source}, types = {_types_struct(types)}, store_rejects = true)"
         )
         _check_columns(path, types, options)
         yield from reader.to_arrow_reader(rows)
-        rejects = con.sql(REJECTS_QUERY).to_arrow_table()
+        # DuckDB's `line` counts the lines skipped, the header, then rows (a quoted value's own lines not counted)
+        first_line = sniffed.skipped + (1 if options.header else 0)
+        rejects = con.sql(REJECTS_QUERY, params=[first_line]).to_arrow_table()
         _check_quotes(path, rejects, options)
         if on_rejects:
             on_rejects(rejects)
@@ -674,6 +678,8 @@ def convert_file(path: Path, out_dir: Path, dataset: Dataset, ctx: Context) -> C
             logger.info("%s: read again by DuckDB's reader, with its rejects: %s", path.name, e)
     if sink is None:
         sink = _write(path, out, source_file, ctx, read_batches(path, options, settings, rejects.append))
+        if rejects and rejects[0].num_rows:
+            _renumber(out, rejects[0]["_source_row"], settings.memory_limit)
     rejected = rejects[0].num_rows if rejects else 0
     if sink.rows == 0 and rejected == 0:
         raise SourceError("no data rows (header only?)", file=str(path))
@@ -702,11 +708,46 @@ def _write(
     return sink
 
 
+def _renumber(out: Path, rejected: pa.ChunkedArray, budget: int) -> None:
+    """Give each row of `out` its place among the file's rows as `_source_row`, the rejected rows counted.
+
+    The rows were numbered as they were written; DuckDB's reader tells which rows it rejected only once it has
+    read them all. So a file with rejects is written again, a row group at a time: row k becomes k + the number of
+    rejected rows before it (as DBF records are numbered with the deleted ones counted).
+    """
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from etl.arrays import int64_array
+
+    places = np.sort(rejected.to_numpy())
+    # the number of written rows before the i-th rejected row (1-based i): rows numbered above it move up by i
+    before = places - np.arange(1, len(places) + 1)
+    first = pq.ParquetFile(out).metadata.row_group(0)
+    # text read as the codes it was stored as: the writer takes them without hashing each value again
+    coded = [
+        first.column(i).path_in_schema
+        for i in range(first.num_columns)
+        if first.column(i).physical_type == "BYTE_ARRAY" and "RLE_DICTIONARY" in first.column(i).encodings
+    ]
+    with (
+        pq.ParquetFile(out, read_dictionary=coded) as source,
+        ParquetSink(out, row_group_bytes=row_group_bytes(budget)) as sink,
+    ):
+        for i in range(source.num_row_groups):
+            group = source.read_row_group(i)
+            column = group.schema.get_field_index("_source_row")
+            written = group.column(column).to_numpy()
+            moved = written + np.searchsorted(before, written, side="left")
+            for batch in group.set_column(column, group.field(column), int64_array(moved)).to_batches():
+                sink.write(batch)
+
+
 # A short row gets one error per missing column: keep the first, with the raw line as it was read.
 REJECTS_QUERY = """
 SELECT line, arg_min(error_type::VARCHAR, coalesce(column_idx, 0)) AS error_type,
        arg_min(error_message, coalesce(column_idx, 0)) AS reason,
-       trim(any_value(csv_line), chr(13) || chr(10)) AS raw
+       trim(any_value(csv_line), chr(13) || chr(10)) AS raw, (line - ?)::BIGINT AS _source_row
 FROM reject_errors GROUP BY line ORDER BY line
 """
 
@@ -717,6 +758,7 @@ def _write_rejects(table: pa.Table | None, out: Path, source_file: str) -> None:
         return
     import pyarrow.parquet as pq  # here, not on every clean file's path: it imports pyarrow.fs (15 ms)
 
-    table = table.append_column("_source_file", pa.repeat(text_scalar(source_file), table.num_rows))
+    source = pa.repeat(text_scalar(source_file), table.num_rows)
+    table = table.add_column(table.schema.get_field_index("_source_row"), "_source_file", source)
     with atomic_path(out) as tmp:
         pq.write_table(table, tmp, compression="zstd")

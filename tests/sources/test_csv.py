@@ -89,9 +89,36 @@ def test_types_are_narrowed_in_the_sniffed_dialect(etl, tmp_path):
     assert etl("convert", "csv", tmp_path / "crlf.csv", "--out", "out").code == 0
     assert str(pq.read_schema(tmp_path / "out/crlf.parquet").field("qty").type) == "int64"
     got = rows(tmp_path / "out/crlf.parquet")
-    assert len(got) == 4999 and got[:3] == [(1, 1, "n1", 1), (2, 2, "n2", 2), (4, 4, "n4", 3)]
-    rejects = duckdb.sql(f"SELECT line, raw FROM '{tmp_path}/out/_rejects/crlf.parquet'").fetchall()
-    assert rejects == [(4, "3|??|x")]
+    assert len(got) == 4999 and got[:3] == [(1, 1, "n1", 1), (2, 2, "n2", 2), (4, 4, "n4", 4)]
+    rejects = duckdb.sql(
+        f"SELECT line, raw, _source_row FROM '{tmp_path}/out/_rejects/crlf.parquet'"
+    ).fetchall()
+    assert rejects == [(4, "3|??|x", 3)]
+
+
+def test_source_row_is_the_row_in_the_file_with_rejected_rows_counted(etl, tmp_path):
+    # `row` is each data row's place in the file: a quoted value over two lines, rows rejected early and across
+    # row groups; kept and rejected rows both say where they stood.
+    rows_in_file = 300_000
+    lines = ["row;qty;note"] + [f"{i};{i % 7};n{i}" for i in range(1, rows_in_file + 1)]
+    bad = {5: "5;??;n5", 6: "6;1", 150_000: "150000;1;n;extra", 299_999: "299999;x;n"}
+    for row, text in bad.items():
+        lines[row] = text
+    lines[3] = '3;3;"two\nlines"'
+    write(tmp_path / "s.csv", "\n".join(lines) + "\n", "latin-1")
+    args = ["convert", "csv", tmp_path / "s.csv", "--out", "out", "--encoding", "latin-1"]
+    r = etl("--json", "--memory-limit", "256MB", *args)
+    assert r.code == 0, r.err
+    assert f'"rows": {rows_in_file - len(bad)}' in r.out and f'"rejected": {len(bad)}' in r.out
+    out = tmp_path / "out/s.parquet"
+    assert pq.ParquetFile(out).num_row_groups > 1
+    misplaced = duckdb.sql(f"SELECT count(*) FROM '{out}' WHERE _source_row <> \"row\"").fetchall()[0][0]
+    assert misplaced == 0
+    assert duckdb.sql(f"SELECT note FROM '{out}' WHERE _source_row = 3").fetchall() == [("two\nlines",)]
+    rejects = duckdb.sql(
+        f"SELECT _source_row, raw FROM '{tmp_path}/out/_rejects/s.parquet' ORDER BY _source_row"
+    ).fetchall()
+    assert rejects == sorted(bad.items())
 
 
 def test_a_stray_value_early_is_rejected_not_widened(etl, tmp_path):
@@ -189,7 +216,7 @@ def test_a_bad_row_late_in_a_clean_file_is_rejected_with_its_line(etl, tmp_path,
         f"SELECT line, error_type, raw FROM '{tmp_path}/out/_rejects/late.parquet'"
     ).fetchall()
     assert rejects == [(3000, reason, bad)]
-    assert rows(tmp_path / "out/late.parquet")[-1] == (3000, "x3000", 6000, 2999)
+    assert rows(tmp_path / "out/late.parquet")[-1] == (3000, "x3000", 6000, 3000)  # the 3,000th row
 
 
 @pytest.mark.parametrize(("strays", "typ"), [(10, "int64"), (11, "string")])
@@ -205,7 +232,7 @@ def test_strays_at_the_top_are_weighed_against_the_whole_sample(etl, tmp_path, s
         assert '"rows": 9990' in r.out and f'"rejected": {strays}' in r.out
         rejects = duckdb.sql(f"SELECT line, raw FROM '{tmp_path}/out/_rejects/top.parquet' ORDER BY line")
         assert rejects.fetchall() == [(i + 1, f"{i};n/a") for i in range(1, strays + 1)]
-        assert rows(tmp_path / "out/top.parquet")[0] == (11, 4, 1)
+        assert rows(tmp_path / "out/top.parquet")[0] == (11, 4, 11)  # the 11th row, the first kept
     else:
         assert '"rows": 10000' in r.out and '"rejected": 0' in r.out
         assert rows(tmp_path / "out/top.parquet")[0] == (1, "n/a", 1)
