@@ -34,6 +34,7 @@ from etl.memory import MB, batch_rows, duckdb_memory_limit, row_group_bytes
 from etl.sinks.duckdb import connect, quote_ident, quote_literal
 from etl.sinks.parquet import ParquetSink, with_lineage
 from etl.sources import Context, ConvertResult, local_files
+from etl.sources.csv_shape import head_records, lines_before_header
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +50,10 @@ NATIVE_ENCODINGS = {
 # Share of a column's sampled values that must cast for the column to get that type; the rest are rejected rows.
 TYPE_TOLERANCE = 0.999
 INFER_ROWS = 100_000
+# rows of the head (csv_shape) below which a mismatch of widths is not judged
+MIN_WIDTH_RECORDS = 20
+# what DuckDB's reader holds per rejected row until its scan ends (measured 0.2-0.9 KB for short rows)
+REJECT_BYTES = 1024
 PRUNE_ROWS = 2_000  # the first values, which rule out most types of a text column (_narrow_types)
 CANDIDATE_TYPES = ("BIGINT", "DOUBLE", "DATE", "TIMESTAMP")
 TRANSCODE_CHUNK = 4 * 1024 * 1024
@@ -95,6 +100,9 @@ class Options:
     delimiter: str | None = field(default=None, metadata={"help": "field separator (default: detected)"})
     quote: str = field(default='"', metadata={"help": "quote character"})
     header: bool = field(default=True, metadata={"help": "the first line names the columns"})
+    skip: int | None = field(
+        default=None, metadata={"help": "lines before the header, such as a title (default: detected)"}
+    )
     schema: dict[str, str] = field(
         default_factory=dict, metadata={"help": "column types, e.g. IDADE=INTEGER,DT_OBITO=DATE"}
     )
@@ -108,13 +116,15 @@ class Options:
             raise ConfigError(
                 f"unknown encoding {self.encoding!r}", hint="Use utf-8, latin-1 or cp1252"
             ) from None
+        if self.skip is not None and self.skip < 0:
+            raise ConfigError(f"skip must be 0 or more lines, not {self.skip}")
         if self.delimiter is not None and len(self.delimiter.encode()) != 1:
             raise ConfigError(f"delimiter must be one character, not {self.delimiter!r}")
 
 
 # What `etl fetch csv` and `etl convert csv` take (the pipeline takes every option).
 FETCH_OPTIONS = ("urls", "sample", "sample_rows")
-CONVERT_OPTIONS = ("encoding", "delimiter", "quote", "header", "schema")
+CONVERT_OPTIONS = ("encoding", "delimiter", "quote", "header", "skip", "schema")
 
 
 def acquire(dataset: Dataset, raw_dir: Path, ctx: Context) -> list[Path]:
@@ -378,21 +388,40 @@ class Sniffed:
     delimiter: str
     skipped: int  # lines before the header
     date_format: str | None
+    commented: bool  # the sniffer found a comment character
+    # read_csv's arguments for the typed read: the given ones, with the lines before the header etl found
+    source: str
     # read_csv's arguments that read every column as text in that dialect, without sniffing again
     text_source: str
 
 
-def sniff(con, source: str, opts: Options) -> Sniffed:
-    """One pass of DuckDB's sniffer over `source` (read_csv's arguments), with rejects kept as when reading.
+def sniff(con, source: str, opts: Options, path: Path, encoding: str) -> Sniffed:
+    """One pass of DuckDB's sniffer over `source` (read_csv's arguments for `path`), with rejects kept as when
+    reading; where it finds one column, or no dialect, and the file opens with title lines, again past them.
 
     Every read_csv call sniffs the file anew (17-25 ms here): the types, the dialect and the reads that narrow
     the types share this one. A 640 MB file's plan in a warm process took 62 ms instead of 84 (medians of 15),
     against a DESCRIBE, a sniff on a second thread and a narrowing read that sniffed again; converting a 10 MB
     file, 0.96x the wall (whole process, 25 pairs)."""
-    delimiter, new_line, comment, skipped, columns, date_format = con.execute(
-        "SELECT Delimiter, NewLineDelimiter, Comment, SkipRows, Columns, DateFormat "
-        f"FROM sniff_csv({source}, store_rejects = true)"
-    ).fetchall()[0]
+    import duckdb
+
+    given = source
+    if opts.skip is not None:
+        source = f"{source}, skip = {opts.skip}"
+    try:
+        found, failure = _sniff(con, source), None
+    except duckdb.Error as e:
+        found, failure = None, e
+    if opts.skip is None and (found is None or len(found[4]) == 1):
+        titles = lines_before_header(path, encoding, opts.delimiter, opts.quote)
+        if titles:
+            skip, delimiter = titles
+            logger.info("%s: %d line(s) before the header skipped", path.name, skip)
+            source += f", skip = {skip}" + ("" if opts.delimiter else f", delim = {quote_literal(delimiter)}")
+            found = _sniff(con, source)
+    if found is None:
+        raise failure
+    delimiter, new_line, comment, skipped, columns, date_format = found
     types = {c["name"]: c["type"] for c in columns}
     fixed = [
         "auto_detect = false",
@@ -404,7 +433,52 @@ def sniff(con, source: str, opts: Options) -> Sniffed:
         fixed.append(f"comment = {quote_literal(comment)}")
     if opts.delimiter is None:
         fixed.append(f"delim = {quote_literal(delimiter)}")
-    return Sniffed(types, delimiter, skipped, date_format, f"{source}, {', '.join(fixed)}")
+    return Sniffed(
+        types, delimiter, skipped, date_format, comment != "(empty)", source, f"{given}, {', '.join(fixed)}"
+    )
+
+
+def _sniff(con, source: str) -> tuple:
+    return con.execute(
+        "SELECT Delimiter, NewLineDelimiter, Comment, SkipRows, Columns, DateFormat "
+        f"FROM sniff_csv({source}, store_rejects = true)"
+    ).fetchall()[0]
+
+
+def _check_widths(path: Path, encoding: str, opts: Options, sniffed: Sniffed, budget: int) -> None:
+    """Fail before reading a file whose first rows foretell more rejects than the budget holds: most of them
+    without the header's number of fields (a dialect that does not fit), or so many that DuckDB's reader, which
+    holds each reject in memory (REJECT_BYTES, outside its memory_limit), would outgrow half the budget."""
+    if sniffed.commented:  # comment lines would count as rows of one field
+        return
+    width = len(sniffed.types)
+    records = [
+        r for r in head_records(path, encoding, sniffed.delimiter, opts.quote) if r.line > sniffed.skipped
+    ]
+    body = records[1 if opts.header else 0 :]
+    wrong = [r for r in body if r.fields != width]
+    if len(body) < MIN_WIDTH_RECORDS or not wrong:
+        return
+    rows = path.stat().st_size / _row_bytes(path) if path.suffix != ".gz" else 0  # a .gz's are not foretold
+    foretold = len(wrong) / len(body) * rows
+    first = wrong[0]
+    found = (
+        f"{len(wrong):,} of the first {len(body):,} rows do not have the header's {width} field(s) split at "
+        f"{sniffed.delimiter!r} (the first has {first.fields})"
+    )
+    if len(wrong) * 2 > len(body):
+        raise SourceError(
+            found,
+            position=f"line {first.line}",
+            hint="Pass --delimiter and --quote, and --skip N for lines before the header",
+        )
+    if foretold * REJECT_BYTES > budget / 2:
+        raise SourceError(
+            f"{found}: about {foretold:,.0f} rejects foretold in the file, more than a {budget // MB} MB budget "
+            "holds while DuckDB reads it",
+            position=f"line {first.line}",
+            hint="Raise --memory-limit, or mend the rows (or the dialect: --delimiter, --quote, --skip)",
+        )
 
 
 def infer_types(con, sniffed: Sniffed, opts: Options) -> dict[str, str]:
@@ -466,17 +540,20 @@ def read_batches(
             message, position, hint = _too_long(line, settings.memory_limit)
             raise SourceError(message, file=str(path), position=position, hint=hint)
         source = _reader_args(source_path, options, encoding, settings.memory_limit)
-        sniffed = sniff(con, source, options)
+        sniffed = sniff(con, source, options, source_path, encoding)
+        _check_widths(source_path, encoding, options, sniffed, settings.memory_limit)
         types = infer_types(con, sniffed, options)
         rows = batch_rows(settings.memory_limit, _row_bytes(path) * 4, cap=500_000)
         reader = con.sql(
-            f"SELECT * FROM read_csv({source}, types = {_types_struct(types)}, store_rejects = true)"
+            f"SELECT * FROM read_csv({sniffed.source}, types = {_types_struct(types)}, store_rejects = true)"
         )
         _check_columns(path, types, options)
         yield from reader.to_arrow_reader(rows)
-        # DuckDB's `line` counts the lines skipped, the header, then rows (a quoted value's own lines not counted)
-        first_line = sniffed.skipped + (1 if options.header else 0)
-        rejects = con.sql(REJECTS_QUERY, params=[first_line]).to_arrow_table()
+        rejects = _placed(
+            con.sql(REJECTS_QUERY).to_arrow_table(),
+            source_path,
+            sniffed.skipped + (1 if options.header else 0),
+        )
         _check_quotes(path, rejects, options)
         if on_rejects:
             on_rejects(rejects)
@@ -517,7 +594,9 @@ def arrow_plan(path: Path, options: Options, settings: Settings) -> ArrowPlan | 
 
     con = connect(settings, preserve_order=True)
     try:
-        sniffed = sniff(con, _reader_args(path, options, "utf-8", settings.memory_limit), options)
+        sniffed = sniff(
+            con, _reader_args(path, options, "utf-8", settings.memory_limit), options, path, "utf-8"
+        )
         types = infer_types(con, sniffed, options)
     except (duckdb.Error, SourceError):  # DuckDB's reader says what is wrong with the file
         return None
@@ -708,6 +787,44 @@ def _write(
     return sink
 
 
+def _placed(rejects: pa.Table, path: Path, first_line: int) -> pa.Table:
+    """The rejects with `_source_row`, each row's place among the file's rows, for DuckDB's byte offsets.
+
+    DuckDB's `line` counts the lines skipped before the header, the header, blank lines, and then rows (a quoted
+    value's own lines not counted); blank lines are not rows, so those before each reject are counted in the file.
+    """
+    import numpy as np
+
+    from etl.arrays import int64_array
+
+    offsets = rejects["line_byte"].to_numpy()
+    lines = rejects["line"].to_numpy().astype(np.int64)
+    place = lines - first_line - _blank_lines_before(path, offsets)
+    return rejects.drop_columns(["line_byte"]).append_column("_source_row", int64_array(place))
+
+
+def _blank_lines_before(path: Path, offsets) -> list[int]:
+    """How many blank lines (LF LF or LF CR LF) start before each of these ascending byte offsets of the file."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    counts, j, blanks, start, tail = [0] * len(offsets), 0, 0, 0, b""
+    with opener(path, "rb") as f:
+        while j < len(offsets) and (block := f.read(TRANSCODE_CHUNK)):
+            # a blank line whose line ends lie across two blocks, then those within this block
+            edge = tail + block[:2]
+            found = [m.start() - len(tail) for m in _BLANK.finditer(edge) if m.end(1) > len(tail) > m.start()]
+            for at in found + [m.start() for m in _BLANK.finditer(block)]:
+                while j < len(offsets) and offsets[j] <= start + at:
+                    counts[j], j = blanks, j + 1
+                blanks += 1
+            start += len(block)
+            tail = (tail + block[-2:])[-2:]
+    counts[j:] = [blanks] * (len(offsets) - j)
+    return counts
+
+
+_BLANK = re.compile(rb"\n(?=(\r?\n))")
+
+
 def _renumber(out: Path, rejected: pa.ChunkedArray, budget: int) -> None:
     """Give each row of `out` its place among the file's rows as `_source_row`, the rejected rows counted.
 
@@ -747,7 +864,7 @@ def _renumber(out: Path, rejected: pa.ChunkedArray, budget: int) -> None:
 REJECTS_QUERY = """
 SELECT line, arg_min(error_type::VARCHAR, coalesce(column_idx, 0)) AS error_type,
        arg_min(error_message, coalesce(column_idx, 0)) AS reason,
-       trim(any_value(csv_line), chr(13) || chr(10)) AS raw, (line - ?)::BIGINT AS _source_row
+       trim(any_value(csv_line), chr(13) || chr(10)) AS raw, min(line_byte_position) AS line_byte
 FROM reject_errors GROUP BY line ORDER BY line
 """
 
