@@ -162,7 +162,7 @@ def export_marts(con: duckdb.DuckDBPyConnection, settings: Settings, schema: str
     ]
     row_group_mib = row_group_bytes(settings.memory_limit) // MB  # a row group is buffered whole
     out = []
-    preserve = con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()[0]
+    preserve = con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()[0][0]
     con.execute("SET preserve_insertion_order = true")  # a mart built with ORDER BY is written in that order
     try:
         for table in tables:

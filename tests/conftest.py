@@ -42,6 +42,12 @@ def etl(tmp_path, monkeypatch):
     return run
 
 
+def write_text_file(path: Path, text: str, encoding: str = "utf-8") -> Path:
+    """A file holding `text` in `encoding`, exactly (no newline translation)."""
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
 def samples_dir() -> Path | None:
     """The shared real samples, when this checkout has them beside it (ETL_SAMPLES_DIR overrides)."""
     path = Path(os.environ.get("ETL_SAMPLES_DIR", REPO.parent / "shared" / "samples"))

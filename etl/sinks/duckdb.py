@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Callable
@@ -36,6 +37,12 @@ def warehouse_reserve(budget: int) -> int:
 
 def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+def parse_query(con: duckdb.DuckDBPyConnection, query: str) -> dict | None:
+    """DuckDB's parse tree of one SELECT (json_serialize_sql), or None where `query` is not one that parses."""
+    tree = json.loads(con.execute("SELECT json_serialize_sql(?)", [query]).fetchall()[0][0])
+    return None if tree["error"] or len(tree["statements"]) != 1 else tree
 
 
 def quote_literal(text: str) -> str:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from etl.sinks.duckdb import quote_ident
+from etl.sinks.duckdb import parse_query, quote_ident
 
 if TYPE_CHECKING:
     import duckdb
@@ -109,12 +109,8 @@ def _parse_body(con: duckdb.DuckDBPyConnection, create_view: str) -> dict:
     """The parse tree of `CREATE VIEW name AS <query>`'s query (DuckDB serialises SELECTs only)."""
     at = create_view.find(" AS ")
     while at >= 0:  # the first " AS " whose rest parses: a quoted view name may itself hold " AS "
-        tree = json.loads(
-            con.execute(
-                "SELECT json_serialize_sql(?)", [create_view[at + 4 :].rstrip().rstrip(";")]
-            ).fetchall()[0][0]
-        )
-        if not tree.get("error"):
+        tree = parse_query(con, create_view[at + 4 :].rstrip().rstrip(";"))
+        if tree:
             return tree
         at = create_view.find(" AS ", at + 1)
     return {}

@@ -22,7 +22,7 @@ from collections import deque
 import duckdb
 
 from etl.memory import parse_size
-from etl.sinks.duckdb import quote_ident
+from etl.sinks.duckdb import parse_query, quote_ident
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ SAMPLE_ROWS = 100_000
 def create_sorted_in_ranges(con: duckdb.DuckDBPyConnection, statement: str) -> bool:
     """Run `statement` in ranges of its first sort key; False when it is not such a statement (nothing ran)."""
     m = CREATE_TABLE_AS.fullmatch(statement)
-    tree = _parse(con, m["query"]) if m else None
+    tree = parse_query(con, m["query"]) if m else None
     node = tree["statements"][0]["node"] if tree else None
     if (
         not node
@@ -65,7 +65,7 @@ def create_sorted_in_ranges(con: duckdb.DuckDBPyConnection, statement: str) -> b
         while ranges:
             lo, hi = ranges.popleft()
             where, params = _where(key, lo, hi)
-            sort = _parse(con, f"SELECT * FROM {SCRATCH} WHERE {where}")
+            sort = parse_query(con, f"SELECT * FROM {SCRATCH} WHERE {where}")
             sort["statements"][0]["node"]["modifiers"] = [{"type": "ORDER_MODIFIER", "orders": orders}]
             try:
                 con.execute((create if done == 0 else f"INSERT INTO {m['name']} ") + _text(con, sort), params)
@@ -95,8 +95,10 @@ def _ranges(con: duckdb.DuckDBPyConnection, key: str, descending: bool, nulls_fi
         f"SELECT (SELECT count(*) FROM {SCRATCH}), "
         f"(SELECT avg(strlen(CAST(t AS VARCHAR))) FROM (FROM {SCRATCH} USING SAMPLE 10000 ROWS) t), "
         f"(SELECT count(*) > 0 FROM {SCRATCH} WHERE {key} IS NULL)"
-    ).fetchone()
-    limit = parse_size(con.execute("SELECT current_setting('memory_limit')").fetchone()[0].replace(" ", ""))
+    ).fetchall()[0]
+    limit = parse_size(
+        con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0].replace(" ", "")
+    )
     parts = max(2, math.ceil(rows * (width or 0) / limit))
     cuts = _quantiles(con, key, None, None, [i / parts for i in range(1, parts)])
     bounds = [None, *sorted({c for c in cuts or [] if c is not None}), None]
@@ -125,7 +127,7 @@ def _quantiles(con: duckdb.DuckDBPyConnection, key: str, lo, hi, fractions):
         f"SELECT quantile_disc({key}, ?) FROM (SELECT {key} FROM {SCRATCH} WHERE {where}) "
         f"USING SAMPLE reservoir({SAMPLE_ROWS} ROWS)",
         [fractions, *params],
-    ).fetchone()[0]
+    ).fetchall()[0][0]
 
 
 def _direction(con: duckdb.DuckDBPyConnection, order: dict) -> tuple[bool, bool]:
@@ -147,14 +149,9 @@ def _where(key: str, lo, hi) -> tuple[str, list]:
     return " AND ".join([t for t, _ in kept] or [f"{key} IS NOT NULL"]), [v for _, v in kept]
 
 
-def _parse(con: duckdb.DuckDBPyConnection, query: str) -> dict | None:
-    tree = json.loads(con.execute("SELECT json_serialize_sql(?)", [query]).fetchone()[0])
-    return None if tree["error"] or len(tree["statements"]) != 1 else tree
-
-
 def _text(con: duckdb.DuckDBPyConnection, tree: dict) -> str:
-    return con.execute("SELECT json_deserialize_sql(?::JSON)", [json.dumps(tree)]).fetchone()[0]
+    return con.execute("SELECT json_deserialize_sql(?::JSON)", [json.dumps(tree)]).fetchall()[0][0]
 
 
 def _setting(con: duckdb.DuckDBPyConnection, name: str) -> str:
-    return con.execute("SELECT upper(current_setting(?))", [name]).fetchone()[0]
+    return con.execute("SELECT upper(current_setting(?))", [name]).fetchall()[0][0]

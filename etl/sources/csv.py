@@ -23,6 +23,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
+from typing import NamedTuple
 
 import pyarrow as pa
 
@@ -34,7 +35,7 @@ from etl.memory import MB, batch_rows, duckdb_memory_limit, row_group_bytes
 from etl.sinks.duckdb import connect, quote_ident, quote_literal
 from etl.sinks.parquet import ParquetSink, with_lineage
 from etl.sources import Context, ConvertResult, local_files
-from etl.sources.csv_shape import head_records, lines_before_header
+from etl.sources.csv_shape import head_records, lines_before_header, read_head
 
 logger = logging.getLogger(__name__)
 
@@ -413,8 +414,8 @@ def sniff(con, source: str, opts: Options, path: Path, encoding: str) -> Sniffed
         found, failure = _sniff(con, source), None
     except duckdb.Error as e:
         found, failure = None, e
-    if opts.skip is None and (found is None or len(found[4]) == 1):
-        titles = lines_before_header(path, encoding, opts.delimiter, opts.quote)
+    if opts.skip is None and (found is None or len(found.columns) == 1):
+        titles = lines_before_header(read_head(path), encoding, opts.delimiter, opts.quote)
         if titles:
             skip, delimiter = titles
             logger.info("%s: %d line(s) before the header skipped", path.name, skip)
@@ -439,11 +440,24 @@ def sniff(con, source: str, opts: Options, path: Path, encoding: str) -> Sniffed
     )
 
 
-def _sniff(con, source: str) -> tuple:
-    return con.execute(
-        "SELECT Delimiter, NewLineDelimiter, Comment, SkipRows, Columns, DateFormat "
-        f"FROM sniff_csv({source}, store_rejects = true)"
-    ).fetchall()[0]
+class _Sniff(NamedTuple):
+    """A row of DuckDB's sniff_csv, the columns etl reads."""
+
+    delimiter: str
+    new_line: str
+    comment: str
+    skipped: int
+    columns: list[dict]
+    date_format: str | None
+
+
+def _sniff(con, source: str) -> _Sniff:
+    return _Sniff(
+        *con.execute(
+            "SELECT Delimiter, NewLineDelimiter, Comment, SkipRows, Columns, DateFormat "
+            f"FROM sniff_csv({source}, store_rejects = true)"
+        ).fetchall()[0]
+    )
 
 
 def _check_widths(path: Path, encoding: str, opts: Options, sniffed: Sniffed, budget: int) -> None:
@@ -453,14 +467,16 @@ def _check_widths(path: Path, encoding: str, opts: Options, sniffed: Sniffed, bu
     if sniffed.commented:  # comment lines would count as rows of one field
         return
     width = len(sniffed.types)
+    head = read_head(path)
     records = [
-        r for r in head_records(path, encoding, sniffed.delimiter, opts.quote) if r.line > sniffed.skipped
+        r for r in head_records(head, encoding, sniffed.delimiter, opts.quote) if r.line > sniffed.skipped
     ]
     body = records[1 if opts.header else 0 :]
     wrong = [r for r in body if r.fields != width]
     if len(body) < MIN_WIDTH_RECORDS or not wrong:
         return
-    rows = path.stat().st_size / _row_bytes(path) if path.suffix != ".gz" else 0  # a .gz's are not foretold
+    # rows in the file as many as in the head per byte (a .gz's are not foretold)
+    rows = path.stat().st_size * len(records) / len(head) if path.suffix != ".gz" else 0
     foretold = len(wrong) / len(body) * rows
     first = wrong[0]
     found = (

@@ -27,16 +27,21 @@ class Record:
     fields: int
 
 
-def head_records(path: Path, encoding: str, delimiter: str, quote: str) -> list[Record]:
-    """The records that start in the first HEAD_BYTES of the file (the last, maybe cut short, left out); blank
-    lines are not records."""
+def read_head(path: Path) -> bytes:
+    """The first HEAD_BYTES of the file (of its contents, for a .gz)."""
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rb") as f:
-        head = f.read(HEAD_BYTES)
+        return f.read(HEAD_BYTES)
+
+
+def head_records(head: bytes, encoding: str, delimiter: str, quote: str) -> list[Record]:
+    """The records that start in `head` (the last, maybe cut short where the file goes on, left out); blank lines
+    are not records."""
     text = head.decode(
         "utf-8-sig" if encoding.replace("_", "-").lower() in ("utf-8", "utf8") else encoding, "replace"
     )
-    if len(head) == HEAD_BYTES:
+    cut = len(head) == HEAD_BYTES
+    if cut:
         text = text[: text.rfind("\n") + 1]
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quotechar=quote or None)
     records, line = [], 1
@@ -47,7 +52,7 @@ def head_records(path: Path, encoding: str, delimiter: str, quote: str) -> list[
             line = reader.line_num + 1
     except csv.Error:  # a quote still open where the head was cut: the records before it stand
         pass
-    return records[:-1] if len(head) == HEAD_BYTES and records else records
+    return records[:-1] if cut and records else records
 
 
 def _table_start(records: list[Record]) -> tuple[int, int, int] | None:
@@ -66,13 +71,13 @@ def _table_start(records: list[Record]) -> tuple[int, int, int] | None:
 
 
 def lines_before_header(
-    path: Path, encoding: str, delimiter: str | None, quote: str
+    head: bytes, encoding: str, delimiter: str | None, quote: str
 ) -> tuple[int, str] | None:
     """(lines before the header, the delimiter) where the file's first lines are titles rather than its table;
     None where the table starts on line 1 or no delimiter gives records of two fields or more."""
     best = None
     for d in [delimiter] if delimiter else DELIMITERS:
-        found = _table_start(records := head_records(path, encoding, d, quote))
+        found = _table_start(records := head_records(head, encoding, d, quote))
         if found and (best is None or found[:2] > best[0][:2]):
             best = (found, records, d)
     if best is None:

@@ -5,14 +5,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from tests.conftest import write_text_file as write
+
 
 def rows(path, order="_source_row"):
     return duckdb.sql(f"SELECT * EXCLUDE (_source_file) FROM '{path}' ORDER BY {order}").fetchall()
-
-
-def write(path, text, encoding="utf-8"):
-    path.write_bytes(text.encode(encoding))
-    return path
 
 
 def test_utf8_bom_crlf_quotes_and_embedded_newlines(etl, tmp_path):

@@ -3,10 +3,7 @@
 import duckdb
 import pyarrow.parquet as pq
 
-
-def write(path, text, encoding="utf-8"):
-    path.write_bytes(text.encode(encoding))
-    return path
+from tests.conftest import write_text_file as write
 
 
 def tabnet(path):
